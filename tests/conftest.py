@@ -1,0 +1,3 @@
+"""Shared pytest set-up: fixture modules of the real-server harness."""
+
+pytest_plugins: list[str] = []

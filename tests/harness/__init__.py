@@ -1,0 +1,1 @@
+"""Start and stop the real servers that the integration tests talk to."""
