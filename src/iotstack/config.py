@@ -1,0 +1,280 @@
+"""The user's stack description, `iotstack.yaml`: load, validate, write."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from iotstack.errors import ConfigError
+
+CONFIG_NAME = "iotstack.yaml"
+
+Variant = Literal["minimal", "iotdb-centric", "edge-first"]
+Backend = Literal["victoriametrics", "influxdb"]
+HostProfile = Literal["t3.micro", "t3.small", "t3.medium", "custom"]
+
+_DURATION = re.compile(r"^\d+(ms|s|m|h|d|w|y)$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Host(Strict):
+    """The machine the stack runs on; sizes every memory limit."""
+
+    profile: HostProfile = "t3.micro"
+    ram_mib: int | None = Field(default=None, ge=256)
+    cpus: float | None = Field(default=None, gt=0)
+    memory: dict[str, int] = Field(default_factory=dict)
+
+
+class Mqtt(Strict):
+    """Broker access: a generated password file unless anonymous is asked for."""
+
+    anonymous: bool = False
+    users: list[str] = Field(default_factory=lambda: ["device"])
+
+    @field_validator("users")
+    @classmethod
+    def _user_names(cls, users: list[str]) -> list[str]:
+        for user in users:
+            if not _NAME.match(user):
+                raise ValueError(f"user {user!r} must match [a-z0-9][a-z0-9_-]*")
+        return users
+
+
+class Retention(Strict):
+    """How long each store keeps data."""
+
+    metrics: str = "30d"
+    prometheus: str = "2d"
+    iotdb: str = "90d"
+
+    @field_validator("metrics", "prometheus", "iotdb")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration like 30d, 12h or 2w")
+        return value
+
+
+class Grafana(Strict):
+    """Grafana behind Nginx."""
+
+    sub_path: str = "/grafana"
+
+    @field_validator("sub_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not re.match(r"^/[A-Za-z0-9_-]+$", value):
+            raise ValueError("must look like /grafana (one path segment)")
+        return value
+
+
+class RawRule(Strict):
+    """Keep or drop raw samples whose topic matches an MQTT filter."""
+
+    topic: str
+    keep: bool
+
+
+class Edge(Strict):
+    """Edge-first routing choices."""
+
+    raw_rules: list[RawRule] = Field(
+        default_factory=lambda: [RawRule(topic="iot/raw/#", keep=True)]
+    )
+    anomaly_threshold: float = 0.8
+
+
+class AiNode(Strict):
+    """Where AINode runs: in this stack, or on another host."""
+
+    host: str | None = None
+
+
+class StackConfig(Strict):
+    """The whole of `iotstack.yaml`."""
+
+    variant: Variant = "minimal"
+    backend: Backend = "victoriametrics"
+    project: str = "iotstack"
+    host: Host = Field(default_factory=Host)
+    network_mode: Literal["bridge", "host"] = "bridge"
+    bind_address: str = "127.0.0.1"
+    front_door_address: str = "0.0.0.0"
+    public_services: list[str] = Field(default_factory=lambda: ["nginx"])
+    registry: str = ""
+    images: dict[str, str] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(default_factory=dict)
+    services: dict[str, bool] = Field(default_factory=dict)
+    mqtt: Mqtt = Field(default_factory=Mqtt)
+    retention: Retention = Field(default_factory=Retention)
+    grafana: Grafana = Field(default_factory=Grafana)
+    edge: Edge = Field(default_factory=Edge)
+    ainode: AiNode = Field(default_factory=AiNode)
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lower case letters, digits, - or _")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports: dict[str, int]) -> dict[str, int]:
+        for name, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{name}: {port} is not a port number (1-65535)")
+        return ports
+
+
+_UNIT_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+    "y": 31_536_000_000,
+}
+
+
+def duration_ms(value: str) -> int:
+    """A validated duration such as `30d` in milliseconds."""
+    number, unit = re.match(r"^(\d+)([a-z]+)$", value).groups()
+    return int(number) * _UNIT_MS[unit]
+
+
+def config_path(stack_dir: Path) -> Path:
+    """Where the stack's config lives."""
+    return stack_dir / CONFIG_NAME
+
+
+def load_config(stack_dir: Path) -> StackConfig:
+    """Read and validate `iotstack.yaml`; any problem is a one-line ConfigError."""
+    path = config_path(stack_dir)
+    if not path.exists():
+        raise ConfigError(
+            "no stack config here",
+            path=str(path),
+            fix=f"run `iotstack init --dir {stack_dir}` first",
+        )
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"YAML syntax error: {problem}",
+            path=where,
+            fix="fix the indentation or quoting on that line",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping of settings", path=str(path))
+
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(path, node, exc) from None
+
+
+def _config_error(path: Path, node: Any, exc: ValidationError) -> ConfigError:
+    """Turn the first validation error into one line with file, line and key."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc) or "(top level)"
+    line = _line_of(node, first["loc"])
+    where = f"{path}:{line}" if line else str(path)
+
+    if first["type"] == "extra_forbidden":
+        return ConfigError(
+            f"unknown key `{key}`",
+            path=where,
+            fix="remove it or check its spelling (see `iotstack init` comments)",
+        )
+    if first["type"] == "literal_error":
+        allowed = first.get("ctx", {}).get("expected", "")
+        return ConfigError(
+            f"`{key}` has value {first.get('input')!r}",
+            path=where,
+            fix=f"use one of {allowed}",
+        )
+    message = first["msg"].removeprefix("Value error, ")
+    return ConfigError(f"`{key}`: {message}", path=where, fix="correct the value")
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of its nearest parent."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def check_combination(config: StackConfig, required: list[str], known: set[str]):
+    """Reject settings that name unknown services or switch off required ones."""
+    for section in ("images", "ports", "services"):
+        for name in getattr(config, section):
+            if name not in known:
+                raise ConfigError(
+                    f"`{section}.{name}` names no service",
+                    path=CONFIG_NAME,
+                    fix=f"use one of: {', '.join(sorted(known))}",
+                )
+    for name in config.public_services:
+        if name not in known:
+            raise ConfigError(
+                f"`public_services` names no service {name!r}",
+                path=CONFIG_NAME,
+                fix=f"use one of: {', '.join(sorted(known))}",
+            )
+    for name in config.host.memory:
+        if name not in known:
+            raise ConfigError(
+                f"`host.memory.{name}` names no service",
+                path=CONFIG_NAME,
+                fix=f"use one of: {', '.join(sorted(known))}",
+            )
+    for name in required:
+        if config.services.get(name) is False:
+            raise ConfigError(
+                f"`services.{name}: false` is impossible in variant {config.variant}",
+                path=CONFIG_NAME,
+                fix=f"remove it, or pick a variant that does not need {name}",
+            )
+    if config.host.profile == "custom" and not (
+        config.host.ram_mib and config.host.cpus
+    ):
+        raise ConfigError(
+            "`host.profile: custom` needs `host.ram_mib` and `host.cpus`",
+            path=CONFIG_NAME,
+            fix="add both, e.g. ram_mib: 1536 and cpus: 2",
+        )

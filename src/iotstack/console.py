@@ -1,0 +1,63 @@
+"""Every line the user sees goes through here (rich on stderr/stdout)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    """A plain progress or result line."""
+    out.print(message)
+
+
+def success(message: str) -> None:
+    """A line saying something worked."""
+    out.print(f"[green]✓[/green] {message}")
+
+
+def warn(message: str) -> None:
+    """A line saying something needs attention but did not stop the command."""
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def error(message: str) -> None:
+    """The one line shown for an error caught at the CLI edge."""
+    err.print(f"[red]error:[/red] {message}", markup=True, emoji=False)
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable output for `--json`."""
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A result table."""
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    out.print(grid)
+
+
+def diff(text: str) -> None:
+    """A unified diff, coloured by line kind."""
+    for line in text.splitlines():
+        if line.startswith(("+++", "---")):
+            out.print(line, style="bold", markup=False)
+        elif line.startswith("+"):
+            out.print(line, style="green", markup=False)
+        elif line.startswith("-"):
+            out.print(line, style="red", markup=False)
+        elif line.startswith("@@"):
+            out.print(line, style="cyan", markup=False)
+        else:
+            out.print(line, markup=False)

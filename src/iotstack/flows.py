@@ -1,0 +1,259 @@
+"""Build the Node-RED flows (`flows.json`) from the variant's routes.
+
+Each route is: MQTT in → decode (validate, convert) → one HTTP write per sink,
+with malformed messages sent to a dead-letter topic with their reason. The
+JavaScript of each function node is data under `templates/services/nodered/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from iotstack.data import data_dir
+from iotstack.plan import StackPlan
+from iotstack.variants import Route
+
+TAB_ID = "iotstack.ingest"
+BROKER_ID = "iotstack.broker"
+DEAD_LETTER_PREFIX = "iot/deadletter"
+
+
+def _node_id(*parts: str) -> str:
+    """Stable ids, so re-rendering the same stack gives the same flows."""
+    return hashlib.sha1("/".join(parts).encode()).hexdigest()[:16]
+
+
+def _function_code(name: str) -> str:
+    path = data_dir("templates") / "services" / "nodered" / "functions" / f"{name}.js"
+    return path.read_text(encoding="utf-8")
+
+
+def build_flows(plan: StackPlan) -> list[dict[str, Any]]:
+    """The complete flow list for the stack."""
+    nodes: list[dict[str, Any]] = [
+        {"id": TAB_ID, "type": "tab", "label": "iotstack ingest", "disabled": False},
+        _broker(plan),
+    ]
+    for row, route in enumerate(plan.variant.routes):
+        nodes += _route_nodes(plan, route, row)
+    nodes += _metrics_endpoint(row=len(plan.variant.routes))
+    return nodes
+
+
+def build_credentials(plan: StackPlan) -> dict[str, Any]:
+    """`flows_cred.json`: environment references only, never a secret itself."""
+    return {
+        BROKER_ID: {
+            "user": "${MQTT_NODERED_USER}",
+            "password": "${MQTT_NODERED_PASSWORD}",
+        }
+    }
+
+
+def _broker(plan: StackPlan) -> dict[str, Any]:
+    port = plan.services["mosquitto"].port
+    return {
+        "id": BROKER_ID,
+        "type": "mqtt-broker",
+        "name": "stack broker",
+        "broker": plan.internal_host("mosquitto"),
+        "port": str(port),
+        "clientid": f"{plan.config.project}-nodered",
+        "autoConnect": True,
+        "usetls": False,
+        "protocolVersion": "4",
+        "keepalive": "60",
+        "cleansession": True,
+        "autoUnsubscribe": True,
+        "birthTopic": "",
+        "closeTopic": "",
+        "willTopic": "",
+    }
+
+
+def _sink_settings(plan: StackPlan) -> dict[str, Any]:
+    """Where each sink writes, as the decode functions see it."""
+    settings: dict[str, Any] = {}
+    if plan.metrics_store == "influxdb":
+        settings["metrics"] = {
+            "url": plan.internal_url("influxdb", "/write?db=iot&precision=ms"),
+            "auth": "influxdb",
+        }
+    else:
+        settings["metrics"] = {
+            "url": plan.internal_url("victoriametrics", "/write?precision=ms"),
+            "auth": None,
+        }
+    if plan.has("iotdb"):
+        settings["iotdb"] = {
+            "url": plan.internal_url("iotdb", "/rest/v2/insertTablet"),
+            "auth": "iotdb",
+        }
+    return settings
+
+
+def _route_settings(plan: StackPlan, route: Route) -> dict[str, Any]:
+    sinks = _sink_settings(plan)
+    return {
+        "route": route.name,
+        "sinks": [sink for sink in route.sinks if sink in sinks],
+        "targets": {sink: sinks[sink] for sink in route.sinks if sink in sinks},
+        "rawRules": [rule.model_dump() for rule in plan.config.edge.raw_rules]
+        if route.selective
+        else [],
+        "anomalyThreshold": plan.config.edge.anomaly_threshold,
+        "iotdbRoot": "root.iot",
+        "deadLetterTopic": f"{DEAD_LETTER_PREFIX}/{route.name}",
+    }
+
+
+def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]]:
+    """MQTT in, decode, one HTTP writer per output, result counter, dead letter."""
+    y = 80 + row * 200
+    ids = {
+        part: _node_id(route.name, part)
+        for part in ("in", "decode", "write", "result", "dead")
+    }
+    settings = _route_settings(plan, route)
+    decode = (
+        f"const ROUTE = {json.dumps(settings)};\n"
+        + _function_code("common")
+        + _function_code(
+            "decode_" + ("inference" if "inference" in route.name else "raw")
+        )
+    )
+    return [
+        {
+            "id": ids["in"],
+            "type": "mqtt in",
+            "z": TAB_ID,
+            "name": f"{route.name}: {route.topic}",
+            "topic": route.topic,
+            "qos": "1",
+            "datatype": "utf8",
+            "broker": BROKER_ID,
+            "nl": False,
+            "rap": True,
+            "rh": 0,
+            "inputs": 0,
+            "x": 150,
+            "y": y,
+            "wires": [[ids["decode"]]],
+        },
+        {
+            "id": ids["decode"],
+            "type": "function",
+            "z": TAB_ID,
+            "name": f"decode {route.name}",
+            "func": decode,
+            "outputs": 2,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+            "x": 380,
+            "y": y,
+            "wires": [[ids["write"]], [ids["dead"]]],
+        },
+        {
+            "id": ids["write"],
+            "type": "http request",
+            "z": TAB_ID,
+            "name": f"write {route.name}",
+            "method": "use",
+            "ret": "txt",
+            "paytoqs": "ignore",
+            "url": "",
+            "tls": "",
+            "persist": True,
+            "proxy": "",
+            "insecureHTTPParser": False,
+            "authType": "",
+            "senderr": False,
+            "headers": [],
+            "x": 600,
+            "y": y,
+            "wires": [[ids["result"]]],
+        },
+        {
+            "id": ids["result"],
+            "type": "function",
+            "z": TAB_ID,
+            "name": f"count {route.name} writes",
+            "func": f"const ROUTE = {json.dumps({'route': route.name})};\n"
+            + _function_code("count_result"),
+            "outputs": 1,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+            "x": 820,
+            "y": y,
+            "wires": [[ids["dead"]]],
+        },
+        {
+            "id": ids["dead"],
+            "type": "mqtt out",
+            "z": TAB_ID,
+            "name": f"dead letter {route.name}",
+            "topic": "",
+            "qos": "1",
+            "retain": "false",
+            "broker": BROKER_ID,
+            "x": 620,
+            "y": y + 80,
+            "wires": [],
+        },
+    ]
+
+
+def _metrics_endpoint(row: int) -> list[dict[str, Any]]:
+    """`GET /metrics` in Prometheus text format, for Prometheus to scrape."""
+    y = 80 + row * 200
+    ids = {part: _node_id("metrics", part) for part in ("in", "format", "out")}
+    return [
+        {
+            "id": ids["in"],
+            "type": "http in",
+            "z": TAB_ID,
+            "name": "GET /metrics",
+            "url": "/metrics",
+            "method": "get",
+            "upload": False,
+            "swaggerDoc": "",
+            "x": 140,
+            "y": y,
+            "wires": [[ids["format"]]],
+        },
+        {
+            "id": ids["format"],
+            "type": "function",
+            "z": TAB_ID,
+            "name": "format counters",
+            "func": _function_code("metrics"),
+            "outputs": 1,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": "",
+            "libs": [],
+            "x": 360,
+            "y": y,
+            "wires": [[ids["out"]]],
+        },
+        {
+            "id": ids["out"],
+            "type": "http response",
+            "z": TAB_ID,
+            "name": "",
+            "statusCode": "",
+            "headers": {"content-type": "text/plain; version=0.0.4"},
+            "x": 560,
+            "y": y,
+            "wires": [],
+        },
+    ]

@@ -1,0 +1,265 @@
+"""Render a stack folder from its config: every file in memory first, then written."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from iotstack import flows, grafana
+from iotstack.compose import assemble_compose
+from iotstack.config import StackConfig, duration_ms, load_config
+from iotstack.credentials import bcrypt_hash, mosquitto_hash
+from iotstack.data import data_dir
+from iotstack.envfile import (
+    ENV_NAME,
+    ensure_env,
+    mqtt_password_key,
+    read_env,
+    wanted_variables,
+)
+from iotstack.errors import ConfigError
+from iotstack.files import write_atomic
+from iotstack.manifest import Manifest, checksum
+from iotstack.plan import StackPlan, build_plan
+
+COMPOSE_NAME = "docker-compose.yml"
+SECRET_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One generated file: its content and the mode it is written with."""
+
+    content: str
+    mode: int = 0o644
+
+
+@dataclass
+class RenderReport:
+    """What a render did, or would do."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept_edited: dict[str, str] = field(default_factory=dict)
+    overwritten_edited: list[str] = field(default_factory=list)
+    env_added: list[str] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)
+
+
+def jinja_environment() -> jinja2.Environment:
+    """The template environment: a missing value is an error, never empty text."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["to_yaml"] = lambda value: yaml.safe_dump(
+        value, sort_keys=False, width=1000
+    )
+    env.filters["to_json"] = lambda value: json.dumps(value, indent=2)
+    env.filters["js"] = json.dumps
+    return env
+
+
+def template_context(plan: StackPlan, env_values: dict[str, str]) -> dict[str, Any]:
+    """The values every template sees."""
+    config = plan.config
+    salt = env_values["IOTSTACK_SALT"]
+    mqtt_users = []
+    if plan.has("mosquitto"):
+        names = [env_values["MQTT_NODERED_USER"], *config.mqtt.users]
+        for name in dict.fromkeys(names):
+            key = (
+                "MQTT_NODERED_PASSWORD"
+                if name == "nodered"
+                else mqtt_password_key(name)
+            )
+            mqtt_users.append(
+                {"name": name, "hash": mosquitto_hash(name, env_values[key], salt)}
+            )
+    context: dict[str, Any] = {
+        "config": config,
+        "plan": plan,
+        "variant": plan.variant,
+        "services": plan.services,
+        "metrics_store": plan.metrics_store,
+        "mqtt_users": mqtt_users,
+        "url": plan.internal_url,
+        "internal_host": plan.internal_host,
+        "secrets": env_values,
+        "ttl_ms": duration_ms,
+    }
+    if plan.has("nodered"):
+        context["nodered_admin_hash"] = bcrypt_hash(
+            "nodered-admin", env_values["NODERED_ADMIN_PASSWORD"], salt
+        )
+        context["nodered_flows"] = flows.build_flows(plan)
+        context["nodered_credentials"] = flows.build_credentials(plan)
+    if plan.has("grafana"):
+        context["grafana_datasources"] = grafana.datasources(plan)
+        context["grafana_plugins"] = grafana.plugins(plan)
+        context["grafana_dashboard"] = grafana.starter_dashboard(plan)
+    return context
+
+
+def render_files(
+    plan: StackPlan, env_values: dict[str, str]
+) -> dict[str, RenderedFile]:
+    """Render every file of the stack into memory."""
+    env = jinja_environment()
+    context = template_context(plan, env_values)
+    rendered: dict[str, RenderedFile] = {}
+    fragments: dict[str, dict[str, Any]] = {}
+
+    for name in plan.services:
+        service_dir = data_dir("templates") / "services" / name
+        context["svc"] = plan.services[name]
+        fragment_text = env.get_template(f"services/{name}/compose.yml.j2").render(
+            context
+        )
+        fragments[name] = _parse_yaml(fragment_text, f"services/{name}/compose.yml.j2")
+
+        files_dir = service_dir / "files"
+        for source in sorted(files_dir.rglob("*.j2")):
+            relative = source.relative_to(files_dir).as_posix().removesuffix(".j2")
+            template = f"services/{name}/files/{relative}.j2"
+            content = env.get_template(template).render(context)
+            if not content.strip():
+                continue
+            _check_syntax(relative, content)
+            rendered[relative] = RenderedFile(content, _mode_for(relative))
+
+    rendered[COMPOSE_NAME] = RenderedFile(assemble_compose(plan, fragments))
+    return dict(sorted(rendered.items()))
+
+
+def _mode_for(relative: str) -> int:
+    """Files holding password hashes are private; the rest are readable."""
+    return SECRET_MODE if relative.endswith(("passwd", "_cred.json")) else 0o644
+
+
+def _parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuntimeError(f"template {origin} rendered invalid YAML: {exc}") from exc
+
+
+def _check_syntax(relative: str, content: str) -> None:
+    """A template that renders broken YAML or JSON is a bug: fail loudly."""
+    if relative.endswith((".yml", ".yaml")):
+        _parse_yaml(content, relative)
+    elif relative.endswith(".json"):
+        json.loads(content)
+
+
+def load_plan(stack_dir: Path) -> tuple[StackConfig, StackPlan]:
+    """Load and resolve the stack's config."""
+    config = load_config(stack_dir)
+    return config, build_plan(config)
+
+
+def render_stack(stack_dir: Path, *, force: bool = False, dry_run: bool = False):
+    """Render the stack; edited files are kept unless `force`. Returns a report."""
+    _, plan = load_plan(stack_dir)
+
+    if dry_run:
+        env_values = _preview_env(stack_dir, plan)
+        env_added: list[str] = []
+    else:
+        env_values, env_added = ensure_env(stack_dir, plan)
+    rendered = render_files(plan, env_values)
+
+    manifest = Manifest.load(stack_dir)
+    report = RenderReport(env_added=env_added)
+    for relative, file in rendered.items():
+        _apply(stack_dir, relative, file, manifest, report, force, dry_run)
+
+    if not dry_run:
+        manifest.save(stack_dir)
+    return report
+
+
+def _preview_env(stack_dir: Path, plan: StackPlan) -> dict[str, str]:
+    """The `.env` values a render would use, without writing any."""
+    values = read_env(stack_dir / ENV_NAME)
+    for key, fixed in wanted_variables(plan).items():
+        values.setdefault(key, fixed if fixed is not None else "preview-secret")
+    return values
+
+
+def _apply(
+    stack_dir: Path,
+    relative: str,
+    file: RenderedFile,
+    manifest: Manifest,
+    report: RenderReport,
+    force: bool,
+    dry_run: bool,
+) -> None:
+    """Write one file unless the user edited it; record what happened."""
+    path = stack_dir / relative
+    new_sum = checksum(file.content)
+
+    if not path.exists():
+        report.created.append(relative)
+        report.diffs[relative] = _diff(relative, "", file.content)
+        _write(path, file, manifest, relative, new_sum, dry_run)
+        return
+    if path.is_dir():
+        raise ConfigError(
+            "is a folder where iotstack writes a file",
+            path=str(path),
+            fix="move it away, then render again",
+        )
+
+    current = path.read_text(encoding="utf-8")
+    current_sum = checksum(current)
+    if current_sum == new_sum:
+        report.unchanged.append(relative)
+        if not dry_run:
+            manifest.files[relative] = new_sum
+            _ensure_mode(path, file.mode)
+        return
+
+    edited = manifest.files.get(relative) != current_sum
+    diff = _diff(relative, current, file.content)
+    if edited and not force:
+        report.kept_edited[relative] = diff
+        return
+    if edited:
+        report.overwritten_edited.append(relative)
+    report.updated.append(relative)
+    report.diffs[relative] = diff
+    _write(path, file, manifest, relative, new_sum, dry_run)
+
+
+def _write(path, file, manifest, relative, new_sum, dry_run) -> None:
+    if dry_run:
+        return
+    write_atomic(path, file.content, mode=file.mode)
+    manifest.files[relative] = new_sum
+
+
+def _ensure_mode(path: Path, mode: int) -> None:
+    if path.stat().st_mode & 0o777 != mode:
+        path.chmod(mode)
+
+
+def _diff(relative: str, old: str, new: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{relative} (on disk)",
+            tofile=f"{relative} (rendered)",
+        )
+    )

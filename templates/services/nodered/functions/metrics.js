@@ -1,0 +1,19 @@
+// Prometheus text format from the counters the ingest functions keep.
+const out = [];
+const messages = global.get("iotstack_messages_total") || {};
+out.push("# HELP iotstack_messages_total MQTT messages decoded, by route and result.");
+out.push("# TYPE iotstack_messages_total counter");
+for (const [label, value] of Object.entries(messages)) {
+    const [route, result] = label.split("|");
+    out.push('iotstack_messages_total{route="' + route + '",result="' + result + '"} ' + value);
+}
+const writes = global.get("iotstack_writes_total") || {};
+out.push("# HELP iotstack_writes_total Database writes, by route, sink and result.");
+out.push("# TYPE iotstack_writes_total counter");
+for (const [label, value] of Object.entries(writes)) {
+    const [route, sink, result] = label.split("|");
+    out.push('iotstack_writes_total{route="' + route + '",sink="' + sink +
+        '",result="' + result + '"} ' + value);
+}
+msg.payload = out.join("\n") + "\n";
+return msg;
