@@ -15,11 +15,18 @@ def assemble_compose(plan: StackPlan, fragments: dict[str, dict[str, Any]]) -> s
     """Merge the service fragments and add what every service shares."""
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
+    companions = {
+        companion
+        for fragment in fragments.values()
+        for companion in fragment.get("companions", {})
+    }
 
     for name, fragment in fragments.items():
         service = dict(fragment["service"])
-        service = _with_common_settings(plan, name, service)
+        service = _with_common_settings(plan, name, service, companions)
         services[name] = service
+        for companion, body in fragment.get("companions", {}).items():
+            services[companion] = _companion(plan, name, body)
         for volume in fragment.get("volumes", []):
             volumes[volume] = {}
 
@@ -35,8 +42,18 @@ def assemble_compose(plan: StackPlan, fragments: dict[str, dict[str, Any]]) -> s
     return header + yaml.safe_dump(document, sort_keys=False, width=1000)
 
 
+def _companion(plan: StackPlan, parent: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A one-shot job beside a service: same image and network, never published."""
+    companion: dict[str, Any] = {"image": plan.services[parent].image} | body
+    if plan.host_network:
+        companion["network_mode"] = "host"
+    else:
+        companion["networks"] = [NETWORK]
+    return companion
+
+
 def _with_common_settings(
-    plan: StackPlan, name: str, service: dict[str, Any]
+    plan: StackPlan, name: str, service: dict[str, Any], companions: set[str]
 ) -> dict[str, Any]:
     """Image, limits, restart, logging and networking shared by all services."""
     spec = plan.services[name]
@@ -54,7 +71,11 @@ def _with_common_settings(
 
     depends = merged.get("depends_on")
     if depends:
-        kept = {dep: cond for dep, cond in depends.items() if plan.has(dep)}
+        kept = {
+            dep: cond
+            for dep, cond in depends.items()
+            if plan.has(dep) or dep in companions
+        }
         if kept:
             merged["depends_on"] = kept
         else:

@@ -103,11 +103,33 @@ def template_context(plan: StackPlan, env_values: dict[str, str]) -> dict[str, A
         )
         context["nodered_flows"] = flows.build_flows(plan)
         context["nodered_credentials"] = flows.build_credentials(plan)
+    if plan.has("iotdb"):
+        context["iotdb_memory"] = iotdb_memory(plan.services["iotdb"].memory_mib)
+        context["jvm_options"] = jvm_options
+        context["iotdb_version"] = plan.services["iotdb"].image.rsplit(":", 1)[-1]
     if plan.has("grafana"):
         context["grafana_datasources"] = grafana.datasources(plan)
         context["grafana_plugins"] = grafana.plugins(plan)
         context["grafana_dashboard"] = grafana.starter_dashboard(plan)
     return context
+
+
+def iotdb_memory(limit_mib: int) -> dict[str, tuple[int, int]]:
+    """Heap and direct memory (MiB) of ConfigNode and DataNode within one limit.
+
+    Both JVMs share the standalone container; about a third of the limit is
+    left for metaspace, threads and code caches.
+    """
+    return {
+        "confignode": (int(limit_mib * 0.15), int(limit_mib * 0.05)),
+        "datanode": (int(limit_mib * 0.35), int(limit_mib * 0.10)),
+    }
+
+
+def jvm_options(memory: tuple[int, int]) -> str:
+    """All three flags together: the start scripts only honour them as a set."""
+    heap, direct = memory
+    return f"-Xms{heap}m -Xmx{heap}m -XX:MaxDirectMemorySize={direct}m"
 
 
 def render_files(
