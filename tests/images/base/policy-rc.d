@@ -1,0 +1,3 @@
+#!/bin/sh
+# Package installs must not start daemons inside an image build.
+exit 101
