@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from iotstack.errors import ConfigError
 
@@ -121,6 +128,13 @@ class StackConfig(Strict):
     grafana: Grafana = Field(default_factory=Grafana)
     edge: Edge = Field(default_factory=Edge)
     ainode: AiNode = Field(default_factory=AiNode)
+    _source: str = PrivateAttr(default=CONFIG_NAME)
+    _node: Any = PrivateAttr(default=None)
+
+    def where(self, *key: str | int) -> str:
+        """`file:line` of a setting (or its nearest parent) for error messages."""
+        line = _line_of(self._node, key) if self._node is not None else None
+        return f"{self._source}:{line}" if line else self._source
 
     @field_validator("project")
     @classmethod
@@ -187,9 +201,13 @@ def load_config(stack_dir: Path) -> StackConfig:
         raise ConfigError("must be a mapping of settings", path=str(path))
 
     try:
-        return StackConfig.model_validate(data)
+        config = StackConfig.model_validate(data)
     except ValidationError as exc:
         raise _config_error(path, node, exc) from None
+
+    config._source = str(path)
+    config._node = node
+    return config
 
 
 def _config_error(path: Path, node: Any, exc: ValidationError) -> ConfigError:
@@ -214,7 +232,21 @@ def _config_error(path: Path, node: Any, exc: ValidationError) -> ConfigError:
             fix=f"use one of {allowed}",
         )
     message = first["msg"].removeprefix("Value error, ")
-    return ConfigError(f"`{key}`: {message}", path=where, fix="correct the value")
+    fix = _TYPE_FIXES.get(first["type"], "correct the value")
+    return ConfigError(f"`{key}`: {message}", path=where, fix=fix)
+
+
+_TYPE_FIXES = {
+    "int_parsing": "use a whole number, e.g. 8080",
+    "int_type": "use a whole number, e.g. 8080",
+    "float_parsing": "use a number, e.g. 0.8",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+    "string_type": "use a quoted text value",
+    "list_type": "use a list, e.g. [a, b]",
+    "dict_type": "use a mapping, e.g. {name: value}",
+    "model_type": "use a mapping of the settings shown by `iotstack init`",
+}
 
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
@@ -246,28 +278,28 @@ def check_combination(config: StackConfig, required: list[str], known: set[str])
             if name not in known:
                 raise ConfigError(
                     f"`{section}.{name}` names no service",
-                    path=CONFIG_NAME,
+                    path=config.where(section, name),
                     fix=f"use one of: {', '.join(sorted(known))}",
                 )
     for name in config.public_services:
         if name not in known:
             raise ConfigError(
                 f"`public_services` names no service {name!r}",
-                path=CONFIG_NAME,
+                path=config.where("public_services"),
                 fix=f"use one of: {', '.join(sorted(known))}",
             )
     for name in config.host.memory:
         if name not in known:
             raise ConfigError(
                 f"`host.memory.{name}` names no service",
-                path=CONFIG_NAME,
+                path=config.where("host", "memory", name),
                 fix=f"use one of: {', '.join(sorted(known))}",
             )
     for name in required:
         if config.services.get(name) is False:
             raise ConfigError(
                 f"`services.{name}: false` is impossible in variant {config.variant}",
-                path=CONFIG_NAME,
+                path=config.where("services", name),
                 fix=f"remove it, or pick a variant that does not need {name}",
             )
     if config.host.profile == "custom" and not (
@@ -275,6 +307,6 @@ def check_combination(config: StackConfig, required: list[str], known: set[str])
     ):
         raise ConfigError(
             "`host.profile: custom` needs `host.ram_mib` and `host.cpus`",
-            path=CONFIG_NAME,
+            path=config.where("host", "profile"),
             fix="add both, e.g. ram_mib: 1536 and cpus: 2",
         )

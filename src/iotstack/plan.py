@@ -132,7 +132,7 @@ def build_plan(config: StackConfig) -> StackPlan:
         services[name] = _service_plan(config, name, limits[name])
 
     _check_dependencies(config, services)
-    _check_unique_ports(services)
+    _check_unique_ports(config, services)
     return StackPlan(config, variant, services, host, metrics_store)
 
 
@@ -204,18 +204,18 @@ def _check_dependencies(config: StackConfig, services: dict[str, ServicePlan]) -
     if "ainode" in services and "iotdb" not in services:
         raise ConfigError(
             "`services.ainode` needs IoTDB, which is switched off",
-            path="iotstack.yaml",
+            path=config.where("services", "iotdb"),
             fix="turn IoTDB on, or set `services.ainode: false`",
         )
     if "nodered" in services and "mosquitto" not in services:
         raise ConfigError(
             "`services.nodered` reads from MQTT, but mosquitto is switched off",
-            path="iotstack.yaml",
+            path=config.where("services", "mosquitto"),
             fix="turn mosquitto on, or set `services.nodered: false`",
         )
 
 
-def _check_unique_ports(services: dict[str, ServicePlan]) -> None:
+def _check_unique_ports(config: StackConfig, services: dict[str, ServicePlan]) -> None:
     seen: dict[tuple[str, int], str] = {}
     for service in services.values():
         key = (service.publish_address, service.host_port)
@@ -223,7 +223,7 @@ def _check_unique_ports(services: dict[str, ServicePlan]) -> None:
             raise ConfigError(
                 f"`ports.{service.name}` {service.host_port} is also used by "
                 f"{seen[key]}",
-                path="iotstack.yaml",
+                path=config.where("ports", service.name),
                 fix="give each service its own port",
             )
         seen[key] = service.name
