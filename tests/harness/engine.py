@@ -83,6 +83,7 @@ class Engine:
 
         _terminate(self.process)
         _release(self._lock)
+        _unmount_below(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
@@ -96,10 +97,11 @@ def start_engine(data_root: Path | None = None) -> Engine:
         client = _wait_ready(run_dir, process)
         engine = Engine(run_dir, data_root, process, client, iptables=True)
     except EngineStartError as first:
-        if "iptables" not in str(first):
+        reason = _fatal_line(str(first))
+        if "iptables" not in reason:
             _release(lock)
             raise
-        engine = _start_without_iptables(run_dir, data_root, first)
+        engine = _start_without_iptables(run_dir, data_root, reason)
 
     engine._lock = lock
     _clean_leftovers(engine.client)
@@ -112,14 +114,8 @@ def remove_containers(client: docker.DockerClient) -> None:
         container.remove(force=True, v=True)
 
 
-def _start_without_iptables(
-    run_dir: Path, data_root: Path, first: EngineStartError
-) -> Engine:
+def _start_without_iptables(run_dir: Path, data_root: Path, reason: str) -> Engine:
     """Second attempt with --iptables=false; records why in `notes`."""
-    reason = next(
-        (line for line in str(first).splitlines() if "iptables" in line),
-        str(first),
-    )
     log.warning("dockerd failed with iptables, retrying without: %s", reason)
 
     process = _spawn(run_dir, data_root, iptables=False)
@@ -129,6 +125,17 @@ def _start_without_iptables(
         f"(no outbound NAT from containers; ports still published): {reason}"
     )
     return Engine(run_dir, data_root, process, client, iptables=False, notes=[note])
+
+
+def _fatal_line(log_tail: str) -> str:
+    """The line of dockerd's log that says why it stopped (else the last one)."""
+    lines = log_tail.splitlines()
+    fatal = [
+        line
+        for line in lines
+        if "level=fatal" in line or "failed to start daemon" in line
+    ]
+    return (fatal or lines or [""])[-1]
 
 
 def _claim_data_root(
@@ -194,12 +201,9 @@ def _wait_ready(run_dir: Path, process: subprocess.Popen[bytes]) -> docker.Docke
             )
 
         if (run_dir / "docker.sock").exists():
-            client = docker.DockerClient(base_url=base_url, timeout=120)
-            try:
-                client.ping()
+            client = _connect(base_url)
+            if client is not None:
                 return client
-            except docker.errors.DockerException:
-                client.close()
 
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
@@ -209,6 +213,21 @@ def _wait_ready(run_dir: Path, process: subprocess.Popen[bytes]) -> docker.Docke
         f"dockerd did not answer within {START_TIMEOUT_S:.0f} s:\n"
         + _tail(run_dir / "dockerd.log", 30)
     )
+
+
+def _connect(base_url: str) -> docker.DockerClient | None:
+    """A client that got an answer to ping, or None while the engine is not up."""
+    try:
+        # The constructor already asks the engine for its API version.
+        client = docker.DockerClient(base_url=base_url, timeout=120)
+    except docker.errors.DockerException:
+        return None
+    try:
+        client.ping()
+    except docker.errors.DockerException:
+        client.close()
+        return None
+    return client
 
 
 def _clean_leftovers(client: docker.DockerClient) -> None:
@@ -230,6 +249,15 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         # The whole group: dockerd's own containerd child goes with it.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _unmount_below(folder: Path) -> None:
+    """Unmount what dockerd left mounted under its exec root (netns/default)."""
+    prefix = f"{folder}/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
 
 
 def _release(lock: IO[str] | None) -> None:

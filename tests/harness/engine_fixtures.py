@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,8 @@ def docker_engine() -> Iterator[Engine]:
         engine = start_engine()
     except EngineStartError as exc:
         pytest.fail(f"the test Docker engine did not start: {exc}")
+    for note in engine.notes:
+        warnings.warn(note, stacklevel=1)
 
     yield engine
 
