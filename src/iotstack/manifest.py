@@ -34,6 +34,10 @@ class Manifest:
         return cls(files=dict(data.get("files", {})))
 
     def save(self, stack_dir: Path) -> None:
-        """Write the manifest atomically."""
+        """Write the manifest atomically; an unchanged one is left untouched."""
         data = {"version": 1, "files": dict(sorted(self.files.items()))}
-        write_atomic(stack_dir / MANIFEST_PATH, json.dumps(data, indent=2) + "\n")
+        text = json.dumps(data, indent=2) + "\n"
+        path = stack_dir / MANIFEST_PATH
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return
+        write_atomic(path, text)

@@ -165,7 +165,8 @@ def render_files(
 
 def _mode_for(relative: str) -> int:
     """Files holding password hashes are private; the rest are readable."""
-    return SECRET_MODE if relative.endswith(("passwd", "_cred.json")) else 0o644
+    private = relative.endswith(("passwd", "_cred.json", "-password"))
+    return SECRET_MODE if private else 0o644
 
 
 def _parse_yaml(text: str, origin: str) -> dict[str, Any]:
@@ -204,10 +205,27 @@ def render_stack(stack_dir: Path, *, force: bool = False, dry_run: bool = False)
     report = RenderReport(env_added=env_added)
     for relative, file in rendered.items():
         _apply(stack_dir, relative, file, manifest, report, force, dry_run)
+    _redact_secrets(report, _secret_values(plan, env_values))
 
     if not dry_run:
         manifest.save(stack_dir)
     return report
+
+
+def _secret_values(plan: StackPlan, env_values: dict[str, str]) -> list[str]:
+    """The generated secrets of this stack, longest first."""
+    keys = [key for key, fixed in wanted_variables(plan).items() if fixed is None]
+    values = {env_values[key] for key in keys if env_values.get(key)}
+    return sorted(values, key=len, reverse=True)
+
+
+def _redact_secrets(report: RenderReport, secret_values: list[str]) -> None:
+    """Diffs are shown to the user, so no secret value may appear in them."""
+    for diffs in (report.diffs, report.kept_edited):
+        for relative, text in diffs.items():
+            for value in secret_values:
+                text = text.replace(value, "********")
+            diffs[relative] = text
 
 
 def _preview_env(stack_dir: Path, plan: StackPlan) -> dict[str, str]:
