@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 out = Console(highlight=False, soft_wrap=True)
@@ -45,6 +46,19 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         grid.add_column(column)
     for row in rows:
         grid.add_row(*(str(cell) for cell in row))
+    out.print(grid)
+
+
+def check_table(rows: Iterable[tuple[str, str, bool, float, str]]) -> None:
+    """Smoke-check results: check, target, pass/FAIL, latency and detail."""
+    grid = Table(title="Checks", title_justify="left")
+    for column in ("check", "target", "result", "latency", "detail"):
+        grid.add_column(column, overflow="fold")
+    for name, target, ok, latency_s, detail in rows:
+        result = "[green]pass[/green]" if ok else "[red]FAIL[/red]"
+        grid.add_row(
+            escape(name), escape(target), result, f"{latency_s:.2f} s", escape(detail)
+        )
     out.print(grid)
 
 
