@@ -1,0 +1,1 @@
+"""Run a rendered stack on a Docker engine: load, label, start, stop, report."""
