@@ -89,7 +89,7 @@ def request(
     except httpx.TimeoutException:
         raise Unreachable(service, _origin(url), "timed out") from None
     except httpx.TransportError as exc:
-        raise Unreachable(service, _origin(url), _short(exc)) from None
+        raise Unreachable(service, _origin(url), short_reason(exc)) from None
 
 
 def poll(context: CheckContext, attempt: Callable[[], T | None], waiting_for: str) -> T:
@@ -110,7 +110,8 @@ def _origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}:{parsed.port}" if parsed.port else url
 
 
-def _short(exc: Exception) -> str:
+def short_reason(exc: Exception) -> str:
+    """The gist of a connection error, e.g. `connection refused`."""
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text:
         return "connection refused"

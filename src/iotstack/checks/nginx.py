@@ -10,7 +10,13 @@ import ssl
 
 import httpx
 
-from iotstack.checks.base import CheckContext, CheckFailure, Unreachable, request
+from iotstack.checks.base import (
+    CheckContext,
+    CheckFailure,
+    Unreachable,
+    request,
+    short_reason,
+)
 
 SERVICE = "Nginx"
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -87,7 +93,7 @@ def websocket_handshake(url: str, timeout: float) -> int:
             sock.sendall(request_text.encode())
             head = _read_head(sock)
     except OSError as exc:
-        raise Unreachable(SERVICE, origin, str(exc) or type(exc).__name__) from None
+        raise Unreachable(SERVICE, origin, short_reason(exc)) from None
 
     status, headers = _parse_head(head)
     expected = base64.b64encode(

@@ -26,6 +26,7 @@ from iotstack.checks.base import (
     Unreachable,
     poll,
     request,
+    short_reason,
 )
 from iotstack.checks.influxdb import influxdb_login
 from iotstack.checks.iotdb import IoTDBRest
@@ -164,7 +165,7 @@ def _publish(context: CheckContext, probes: list[Probe]) -> None:
     try:
         client.connect(host, port, keepalive=10)
     except OSError as exc:
-        raise Unreachable(MQTT_SERVICE, where, str(exc) or type(exc).__name__) from None
+        raise Unreachable(MQTT_SERVICE, where, short_reason(exc)) from None
 
     client.loop_start()
     try:

@@ -51,10 +51,9 @@ def _scraped_targets(client: httpx.Client, base: str) -> list[dict[str, Any]] | 
     if response.status_code != 200:
         raise CheckFailure(f"{SERVICE} /api/v1/targets: HTTP {response.status_code}")
 
+    # Right after start, targets are still being discovered or wait to be scraped.
     targets = response.json()["data"]["activeTargets"]
-    if not targets:
-        raise CheckFailure(f"{SERVICE} at {base} has no scrape targets")
-    if any(target["health"] == "unknown" for target in targets):
+    if not targets or any(target["health"] == "unknown" for target in targets):
         return None
     return targets
 
