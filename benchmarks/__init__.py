@@ -1,0 +1,1 @@
+"""Benchmarks of iotstack against the tools users would pick instead."""
