@@ -10,6 +10,23 @@ function count(result) {
     global.set(key, counters);
 }
 
+// Anomalies per source, exported on /metrics for Prometheus alerting rules.
+function countAnomaly(site, device, model) {
+    const key = "iotstack_anomalies_total";
+    const counters = global.get(key) || {};
+    const label = site + "|" + device + "|" + model;
+    counters[label] = (counters[label] || 0) + 1;
+    global.set(key, counters);
+}
+
+// The first key of `body` that the payload contract does not allow, or null.
+function unknownKeys(body, allowed) {
+    for (const name of Object.keys(body)) {
+        if (!allowed.includes(name)) return name;
+    }
+    return null;
+}
+
 function reject(reason) {
     count("rejected");
     const letter = {

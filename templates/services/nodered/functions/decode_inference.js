@@ -22,11 +22,21 @@ if (body === null || typeof body !== "object" || Array.isArray(body)) {
 if (typeof body.score !== "number" || !isFinite(body.score)) {
     return reject("score must be a finite number");
 }
+const unknownInference = unknownKeys(body, ["score", "ts", "model_version", "aggregates"]);
+if (unknownInference) {
+    return reject("unknown key '" + unknownInference +
+        "' (allowed: score, ts, model_version, aggregates)");
+}
+if (body.model_version !== undefined &&
+    (typeof body.model_version !== "string" || body.model_version.length > 64)) {
+    return reject("model_version must be a string of at most 64 characters");
+}
 const ts = timestampOf(body);
 if (ts === null) return reject("ts must be epoch milliseconds (a positive integer)");
 const aggregates = body.aggregates || {};
-if (typeof aggregates !== "object" || Array.isArray(aggregates)) {
-    return reject("aggregates must be an object of numbers");
+if (aggregates === null || typeof aggregates !== "object" || Array.isArray(aggregates) ||
+    Object.keys(aggregates).length > 32) {
+    return reject("aggregates must be an object of at most 32 numbers");
 }
 for (const [name, value] of Object.entries(aggregates)) {
     if (!SEGMENT.test(name) || typeof value !== "number" || !isFinite(value)) {
@@ -61,5 +71,6 @@ const tablet = {
     values: values,
     is_aligned: false,
 };
+if (anomaly) countAnomaly(site, device, model);
 count("accepted");
 return [ROUTE.sinks.map((sink) => writeMessage(sink, lines, tablet)), null];

@@ -22,6 +22,11 @@ if (body === null || typeof body !== "object" || Array.isArray(body)) {
 if (typeof body.value !== "number" || !isFinite(body.value)) {
     return reject("value must be a finite number");
 }
+const unknownRaw = unknownKeys(body, ["value", "ts", "unit"]);
+if (unknownRaw) return reject("unknown key '" + unknownRaw + "' (allowed: value, ts, unit)");
+if (body.unit !== undefined && (typeof body.unit !== "string" || body.unit.length > 32)) {
+    return reject("unit must be a string of at most 32 characters");
+}
 const ts = timestampOf(body);
 if (ts === null) return reject("ts must be epoch milliseconds (a positive integer)");
 

@@ -15,5 +15,13 @@ for (const [label, value] of Object.entries(writes)) {
     out.push('iotstack_writes_total{route="' + route + '",sink="' + sink +
         '",result="' + result + '"} ' + value);
 }
+const anomalies = global.get("iotstack_anomalies_total") || {};
+out.push("# HELP iotstack_anomalies_total Inference results at or above the anomaly threshold.");
+out.push("# TYPE iotstack_anomalies_total counter");
+for (const [label, value] of Object.entries(anomalies)) {
+    const [site, device, model] = label.split("|");
+    out.push('iotstack_anomalies_total{site="' + site + '",device="' + device +
+        '",model="' + model + '"} ' + value);
+}
 msg.payload = out.join("\n") + "\n";
 return msg;

@@ -1,0 +1,1 @@
+"""Edge-first pieces: topic scheme, payload contracts, model registry, edge agent."""
