@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import iotstack.commands.check  # noqa: F401  (registers its commands)
+import iotstack.commands.edge  # noqa: F401  (registers its commands)
 import iotstack.commands.runtime  # noqa: F401  (registers its commands)
 from iotstack import console
 from iotstack.app import app
