@@ -127,9 +127,13 @@ def iotdb_memory(limit_mib: int) -> dict[str, tuple[int, int]]:
 
 
 def jvm_options(memory: tuple[int, int]) -> str:
-    """All three flags together: the start scripts only honour them as a set."""
+    """All three flags together: the start scripts only honour them as a set.
+
+    The unit is an upper-case M because the scripts strip only "M" or "G"
+    before doing arithmetic on the direct-memory size.
+    """
     heap, direct = memory
-    return f"-Xms{heap}m -Xmx{heap}m -XX:MaxDirectMemorySize={direct}m"
+    return f"-Xms{heap}M -Xmx{heap}M -XX:MaxDirectMemorySize={direct}M"
 
 
 def render_files(
