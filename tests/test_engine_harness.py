@@ -74,7 +74,7 @@ CASES = [
     ServiceCase(
         "mosquitto",
         "1883/tcp",
-        ["CMD", "mosquitto_sub", "-t", "$SYS/broker/version", "-C", "1", "-W", "3"],
+        ["CMD", "mosquitto_sub", "-h", "127.0.0.1", "-E", "-t", "harness/health"],
         "",
         uid=1883,
         files={
@@ -263,7 +263,12 @@ def test_local_registry_takes_a_push_and_serves_a_pull(
     assert errors == []
     client.images.remove(f"{repository}:test")
 
-    pulled = client.images.pull(repository, tag="test")
+    try:
+        pulled = client.images.pull(repository, tag="test")
+    finally:
+        # The engine's data root is kept between runs: leave no registry tags.
+        if client.images.list(name=repository):
+            client.images.remove(f"{repository}:test")
 
     assert pulled.id == source.id
     catalog = httpx.get(f"{local_registry.url}/v2/_catalog", timeout=5).json()

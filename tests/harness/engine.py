@@ -231,10 +231,15 @@ def _connect(base_url: str) -> docker.DockerClient | None:
 
 
 def _clean_leftovers(client: docker.DockerClient) -> None:
-    """Drop containers, networks and volumes an earlier crashed run left behind."""
+    """Drop containers, networks, volumes and local-registry tags left behind."""
     remove_containers(client)
     client.networks.prune()
     client.volumes.prune()
+
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith("127.0.0.1:"):
+                client.images.remove(tag)
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -22,7 +22,9 @@ scripts="$(ls -A /docker-entrypoint-initdb.d 2>/dev/null || true)"
 if [ -z "$init_users" ] && [ -z "${INFLUXDB_DB:-}" ] && [ -z "$scripts" ]; then
     exit 0
 fi
-if [ -n "$(ls -A "$data" 2>/dev/null)" ]; then
+# An existing meta folder means an initialised volume: the variables no
+# longer apply.
+if [ -d "${INFLUXDB_META_DIR:-$data/meta}" ]; then
     exit 0
 fi
 

@@ -1,12 +1,11 @@
 #!/bin/sh
-# Started as root: hand the data and log folders to the broker's user, which
-# the broker switches to by itself. A read-only mount is left as it is.
+# Started as root: hand all of /mosquitto (config included, as upstream does)
+# to the broker's user, which the broker switches to by itself after reading
+# its config. What cannot be changed (a read-only mount) is left as it is.
 set -e
 
-if [ "$(id -u)" = "0" ]; then
-    for dir in /mosquitto/data /mosquitto/log; do
-        [ -d "$dir" ] && chown -R mosquitto:mosquitto "$dir" 2>/dev/null || true
-    done
+if [ "$(id -u)" = "0" ] && [ -d /mosquitto ]; then
+    chown -R mosquitto:mosquitto /mosquitto 2>/dev/null || true
 fi
 
 exec "$@"
