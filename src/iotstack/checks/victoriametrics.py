@@ -11,6 +11,7 @@ import httpx
 from iotstack.checks.base import CheckContext, CheckFailure, poll, request
 
 SERVICE = "VictoriaMetrics"
+INDEX_DELAY_S = 1.6
 
 
 def probe_victoriametrics(context: CheckContext) -> str:
@@ -35,6 +36,9 @@ def probe_victoriametrics(context: CheckContext) -> str:
             f"{base}/write?precision=ms",
             f"iotstack_probe,probe={probe},via=influx value={value + 1} {stamp_ms}\n",
         )
+        # A query before the new series is indexed (~1.5 s) can hide it for
+        # several seconds more, so the first read waits for the index.
+        time.sleep(min(INDEX_DELAY_S, context.remaining))
         found = poll(
             context,
             lambda: _exported(client, base, probe, len(expected)),
