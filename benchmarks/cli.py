@@ -58,6 +58,7 @@ def _cold_start(
     floor = [
         run_timed([sys.executable, "-c", "pass"]) for _ in range(options.repeat(5))
     ]
+    floor_rss = max(r.peak_rss_mib for r in floor)
     wall = median([r.seconds for r in runs])
     rss = max(r.peak_rss_mib for r in runs)
 
@@ -78,7 +79,7 @@ def _cold_start(
             "s",
             "`python -c pass`",
             median([r.seconds for r in floor]),
-            note=f"interpreter alone: peak RSS {max(r.peak_rss_mib for r in floor):.0f} MiB",
+            note=f"interpreter alone: peak RSS {floor_rss:.0f} MiB",
         )
     )
     if compose:
