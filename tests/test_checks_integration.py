@@ -355,6 +355,30 @@ def test_ainode_missing_and_grafana_unreachable(running_stack: RunningStack) -> 
     assert rows["iotdb"]["ok"] and rows["victoriametrics"]["ok"]
 
 
+def test_edge_first_routes_reach_their_stores(running_stack: RunningStack) -> None:
+    """Edge-first: raw → IoTDB, inference → IoTDB and VictoriaMetrics.
+
+    A second Node-RED runs the edge-first flows against the same servers.
+    """
+    ports = running_stack.ports | {"nodered": free_port()}
+    root = _variant_dir(
+        running_stack, "edge-first", {}, variant="edge-first", ports=ports
+    )
+    render_stack(root)
+    run_dir = root.parent / "run" / "nodered-edge"
+    nodered = _start_node_red(root, ports["nodered"], running_stack.env, run_dir)
+
+    try:
+        code, rows = check_rows(root)
+    finally:
+        nodered.stop()
+
+    assert rows["pipeline"]["ok"], rows["pipeline"]["detail"]
+    assert rows["pipeline"]["detail"] == (
+        "found in raw→iotdb, inference→iotdb, inference→metrics"
+    )
+
+
 # --- servers stopped one after another (keep these last, in this order) ---------
 
 STOP_ORDER = [
