@@ -39,3 +39,9 @@ class CheckFailed(IotstackError):
     """At least one smoke check failed."""
 
     exit_code = 1
+
+
+class StackTooBig(ConfigError):
+    """The stack's memory limits add up to more than its host's RAM."""
+
+    exit_code = 2
