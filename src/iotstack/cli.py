@@ -6,6 +6,7 @@ import os
 
 import iotstack.commands.check  # noqa: F401  (registers its commands)
 import iotstack.commands.edge  # noqa: F401  (registers its commands)
+import iotstack.commands.host  # noqa: F401  (registers its commands)
 import iotstack.commands.runtime  # noqa: F401  (registers its commands)
 from iotstack import console
 from iotstack.app import app
