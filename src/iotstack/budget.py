@@ -17,9 +17,10 @@ from iotstack.errors import ConfigError, StackTooBig
 from iotstack.plan import StackPlan, build_plan
 
 # Measured with benchmarks/footprint.py (see docs/budget.md): dockerd plus
-# containerd idle, and one containerd-shim-runc-v2 per running container.
-ENGINE_BASE_MIB = 96
-ENGINE_PER_CONTAINER_MIB = 12
+# containerd idle (114 MiB), and per running container its shim (1.4 MiB
+# measured) plus a docker-proxy for its published port, which was not.
+ENGINE_BASE_MIB = 120
+ENGINE_PER_CONTAINER_MIB = 8
 
 # The JVM's own memory outside heap and direct buffers (metaspace, code cache,
 # thread stacks, GC tables), measured per IoTDB node as resident memory minus
