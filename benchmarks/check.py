@@ -64,4 +64,5 @@ def _rows(output: str) -> list[dict]:
     start = output.find("{")
     if start < 0:
         raise BenchmarkError(f"`iotstack check --json` printed no JSON: {output[:200]}")
-    return json.loads(output[start:]).get("checks", [])
+    data, _ = json.JSONDecoder().raw_decode(output[start:])
+    return data.get("checks", [])

@@ -132,6 +132,14 @@ def run(options: Options) -> Section:
         f"CPU during the burst (share of one core, {os.cpu_count()} cores): {busy}."
     )
     section.notes.append(_saturation_note(cpu, burst_wall))
+    lost = burst_size - min(d.delivered for d in burst.values())
+    if lost:
+        section.notes.append(
+            f"{lost} of {burst_size} burst messages never reached the stores: "
+            "the broker stops queueing QoS 1 messages for a subscriber that is "
+            "behind by more than Mosquitto's per-client limits "
+            "(max_inflight_messages 20, max_queued_messages 1000 by default)."
+        )
     return section
 
 
