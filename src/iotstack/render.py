@@ -12,6 +12,7 @@ import jinja2
 import yaml
 
 from iotstack import flows, grafana
+from iotstack.budget import iotdb_jvm_memory
 from iotstack.compose import assemble_compose
 from iotstack.config import StackConfig, duration_ms, load_config
 from iotstack.credentials import bcrypt_hash, mosquitto_hash
@@ -104,26 +105,16 @@ def template_context(plan: StackPlan, env_values: dict[str, str]) -> dict[str, A
         context["nodered_flows"] = flows.build_flows(plan)
         context["nodered_credentials"] = flows.build_credentials(plan)
     if plan.has("iotdb"):
-        context["iotdb_memory"] = iotdb_memory(plan.services["iotdb"].memory_mib)
+        context["iotdb_memory"] = iotdb_jvm_memory(plan.services["iotdb"].memory_mib)
         context["jvm_options"] = jvm_options
+        direct_mib = context["iotdb_memory"]["datanode"][1]
+        context["iotdb_wal_buffer_bytes"] = min(32, max(1, direct_mib // 8)) << 20
         context["iotdb_version"] = plan.services["iotdb"].image.rsplit(":", 1)[-1]
     if plan.has("grafana"):
         context["grafana_datasources"] = grafana.datasources(plan)
         context["grafana_plugins"] = grafana.plugins(plan)
         context["grafana_dashboard"] = grafana.starter_dashboard(plan)
     return context
-
-
-def iotdb_memory(limit_mib: int) -> dict[str, tuple[int, int]]:
-    """Heap and direct memory (MiB) of ConfigNode and DataNode within one limit.
-
-    Both JVMs share the standalone container; about a third of the limit is
-    left for metaspace, threads and code caches.
-    """
-    return {
-        "confignode": (int(limit_mib * 0.15), int(limit_mib * 0.05)),
-        "datanode": (int(limit_mib * 0.35), int(limit_mib * 0.10)),
-    }
 
 
 def jvm_options(memory: tuple[int, int]) -> str:

@@ -11,7 +11,12 @@ import time
 from typing import Any
 
 from iotstack.checks.base import CheckContext, CheckFailure
-from iotstack.checks.iotdb import PROBE_DATABASE, IoTDBRest, ensure_database
+from iotstack.checks.iotdb import (
+    PROBE_DATABASE,
+    PROBE_PARENT,
+    IoTDBRest,
+    ensure_database,
+)
 
 FORECASTER = "_NaiveForecaster"
 HISTORY = 8
@@ -41,7 +46,7 @@ def probe_ainode(context: CheckContext) -> str:
 
 def _forecast_written_back(iotdb: IoTDBRest, probe_id: str) -> int:
     """Forecast a short probe series and store the result as `forecast_naive`."""
-    device = f"{PROBE_DATABASE}.a{probe_id}"
+    device = f"{PROBE_PARENT}.a{probe_id}"
     now_ms = int(time.time() * 1000)
     stamps = [now_ms - (HISTORY - i) * 1000 for i in range(HISTORY)]
     ensure_database(iotdb, PROBE_DATABASE)

@@ -21,7 +21,10 @@ from iotstack.checks.base import (
 
 SERVICE = "IoTDB"
 SUCCESS = 200
-PROBE_DATABASE = "root.iotstack_check"
+# The stack's own database: each extra database costs IoTDB a schema and a data
+# region with their own direct-memory buffers, which a small host cannot spare.
+PROBE_DATABASE = "root.iot"
+PROBE_PARENT = f"{PROBE_DATABASE}.iotstack_check"
 _AUTH_CODES = {800, 801}
 
 
@@ -90,7 +93,7 @@ class IoTDBRest:
 
 def probe_iotdb(context: CheckContext) -> str:
     """Ping, create a probe series, insertTablet, query it back, delete it."""
-    device = f"{PROBE_DATABASE}.p{context.probe_id}"
+    device = f"{PROBE_PARENT}.p{context.probe_id}"
     value = random.randint(1, 999_999) + 0.75
     stamp_ms = int(time.time() * 1000)
 
