@@ -32,6 +32,13 @@ def init(
     backend: Annotated[
         str, typer.Option(help="victoriametrics | influxdb")
     ] = "victoriametrics",
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Host profile: t3.micro | t3.small | t3.medium "
+            "(default: the largest one this machine's RAM covers)."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Replace an existing iotstack.yaml.")
     ] = False,
@@ -39,7 +46,9 @@ def init(
     """Write a commented iotstack.yaml describing the stack."""
     from iotstack.scaffold import init_stack
 
-    path = init_stack(stack_dir, variant=variant, backend=backend, force=force)
+    path = init_stack(
+        stack_dir, variant=variant, backend=backend, host=host, force=force
+    )
     console.success(
         f"wrote {path}; edit it, then run `iotstack render --dir {stack_dir}`"
     )
