@@ -75,3 +75,42 @@ def diff(text: str) -> None:
             out.print(line, style="cyan", markup=False)
         else:
             out.print(line, markup=False)
+
+
+def log_tail(text: str) -> None:
+    """The last lines of a service's log, printed as they are."""
+    out.print(text, markup=False, highlight=False)
+
+
+def pull_progress():
+    """A progress display with one download bar per image being pulled."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    )
+
+
+def service_progress():
+    """A progress display with one line per service and what it is doing."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.fields[service]:<16}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=out,
+    )

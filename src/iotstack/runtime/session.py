@@ -177,7 +177,7 @@ def _report_up(stack_dir: Path, plan: StackPlan, result: UpResult) -> None:
     for outcome in result.failed:
         if outcome.log_tail:
             console.warn(f"{outcome.name}: last log lines")
-            console.out.print(outcome.log_tail, markup=False, highlight=False)
+            console.log_tail(outcome.log_tail)
 
     causes = [o for o in result.failed if not o.error.startswith("not started")]
     root = (causes or result.failed)[0]

@@ -25,14 +25,6 @@ from docker.models.containers import Container
 from docker.types import LogConfig
 from docker.types import Mount as EngineMount
 from docker.utils import parse_repository_tag
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from iotstack import console
 from iotstack.errors import ConfigError, RuntimeFailure
@@ -248,14 +240,7 @@ def ensure_images(
 
 def _pull_all(client: docker.DockerClient, project: Project, images: list[str]):
     """Pull images one after another with a progress bar each."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=console.out,
-    ) as progress:
+    with console.pull_progress() as progress:
         for image in images:
             task = progress.add_task(f"pull {image}", total=None)
             try:
@@ -393,13 +378,7 @@ class _Starter:
         outcomes = {name: ServiceOutcome(name, actions[name]) for name in order}
 
         with (
-            Progress(
-                SpinnerColumn(),
-                TextColumn("{task.fields[service]:<16}"),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=console.out,
-            ) as progress,
+            console.service_progress() as progress,
             ThreadPoolExecutor(max_workers=len(order) or 1) as pool,
         ):
             tasks = {
