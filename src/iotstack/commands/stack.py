@@ -62,11 +62,16 @@ def render(
     ] = False,
 ) -> None:
     """Render the stack folder from iotstack.yaml."""
-    from iotstack.render import render_stack
+    from iotstack.render import load_plan, render_stack
     from iotstack.report import show_render_report
+    from iotstack.runtime.mounts import prepare_rendered_stack
 
     report = render_stack(stack_dir, force=force)
     show_render_report(stack_dir, report)
+
+    _, plan = load_plan(stack_dir)
+    for warning in prepare_rendered_stack(stack_dir, plan):
+        console.warn(warning)
 
 
 @app.command()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from iotstack.errors import RuntimeFailure
 from iotstack.manifest import Manifest, checksum
-from iotstack.runtime.project import Project, Service
+from iotstack.plan import StackPlan
+from iotstack.runtime.project import Project, Service, load_project
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,21 @@ class Owner:
         """Read `uid:gid` (or `uid`) as found in the service catalogue."""
         uid, _, gid = user.partition(":")
         return cls(int(uid), int(gid or uid))
+
+
+def service_owners(plan: StackPlan) -> dict[str, Owner]:
+    """The user each service's image runs as, from the service catalogue."""
+    return {name: Owner.parse(spec.user) for name, spec in plan.services.items()}
+
+
+def prepare_rendered_stack(stack_dir: Path, plan: StackPlan) -> list[str]:
+    """Make a freshly rendered stack's bind mounts ready for any way of starting it.
+
+    Run after every render, so plain `docker compose up` works on the folder as
+    well as `iotstack up`; returns warnings where ownership cannot be fixed.
+    """
+    project = load_project(stack_dir, use_binary=False)
+    return prepare_bind_mounts(project, service_owners(plan), generated_files(project))
 
 
 def prepare_bind_mounts(

@@ -10,7 +10,7 @@ from iotstack.config import CONFIG_NAME, load_config
 from iotstack.errors import ConfigError, RuntimeFailure
 from iotstack.plan import StackPlan
 from iotstack.runtime.engine import connect
-from iotstack.runtime.mounts import Owner
+from iotstack.runtime.mounts import service_owners
 from iotstack.runtime.project import COMPOSE_NAME, load_project
 from iotstack.runtime.start import PullPolicy, UpResult, up_project
 from iotstack.runtime.status import project_states
@@ -41,7 +41,7 @@ def run_up(
         _check_memory_budget(plan)
     project = load_project(stack_dir)
 
-    owners = {name: Owner.parse(spec.user) for name, spec in plan.services.items()}
+    owners = service_owners(plan)
     result = up_project(
         client, project, pull=pull, owners=owners, health_timeout_s=health_timeout_s
     )
