@@ -30,10 +30,10 @@ from harness.native import (
     create_influxdb_admin,
     find_binary,
     free_port,
-    launch,
     start_influxdb,
     start_mosquitto,
     start_nginx,
+    start_node_red,
     start_prometheus,
     start_victoriametrics,
     translate_config,
@@ -152,26 +152,14 @@ def _start_node_red(root: Path, port: int, env: dict[str, str], run_dir: Path):
         "INFLUXDB_ADMIN_USER",
         "INFLUXDB_ADMIN_PASSWORD",
     )
-    argv = [
-        find_binary("node-red"),
-        "-u",
-        str(user_dir),
-        "-p",
-        str(port),
-        str(user_dir / "flows.json"),
-    ]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    server = launch(
-        "node-red",
-        argv,
-        run_dir,
+    return start_node_red(
+        user_dir,
         port,
-        cwd=user_dir,
+        user_dir / "flows.json",
         env={name: env[name] for name in names if name in env},
+        ready_path="/metrics",
+        run_dir=run_dir,
     )
-    server.wait_http("/nodered/", timeout=60)
-    server.wait_http("/metrics", timeout=30)
-    return server
 
 
 @pytest.fixture(scope="session")
@@ -407,7 +395,7 @@ def test_stopped_server_fails_its_check_only(
     running_stack.stop(server)
     scheme = "mqtt" if server == "mosquitto" else "http"
 
-    code, rows = check_rows(running_stack.root, "--timeout", "10")
+    code, rows = check_rows(running_stack.root, "--timeout", "30")
 
     assert code == 1
     url = f"{scheme}://127.0.0.1:{running_stack.ports[server]}"
