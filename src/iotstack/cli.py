@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import os
 
-import iotstack.commands.check  # noqa: F401  (registers its commands)
-import iotstack.commands.edge  # noqa: F401  (registers its commands)
-import iotstack.commands.host  # noqa: F401  (registers its commands)
-import iotstack.commands.runtime  # noqa: F401  (registers its commands)
+import iotstack.commands  # noqa: F401  (registers every command)
 from iotstack import console
 from iotstack.app import app
-from iotstack.commands import stack  # noqa: F401  (registers its commands)
 from iotstack.errors import IotstackError
 
 
