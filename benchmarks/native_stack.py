@@ -172,7 +172,6 @@ def _start_node_red(stack: NativeStack, run_dir: Path) -> native.ServerProcess:
     """Node-RED on a copy of the rendered /data folder, with the stack's env."""
     user_dir = run_dir / "data"
     shutil.copytree(stack.stack_dir / "nodered", user_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     keys = (
         "NODERED_ADMIN_USER",
         "MQTT_NODERED_USER",
@@ -180,22 +179,15 @@ def _start_node_red(stack: NativeStack, run_dir: Path) -> native.ServerProcess:
         "IOTDB_USER",
         "IOTDB_PASSWORD",
     )
-    argv = [
-        native.find_binary("node-red"),
-        "-u",
-        str(user_dir),
-        str(user_dir / "flows.json"),
-    ]
-    server = native.launch(
-        "node-red",
-        argv,
-        run_dir,
+    return native.start_node_red(
+        user_dir,
         stack.ports["nodered"],
-        cwd=user_dir,
+        user_dir / "flows.json",
         env={key: stack.env[key] for key in keys if key in stack.env} | {"TZ": "UTC"},
+        ready_path="/metrics",
+        run_dir=run_dir,
+        timeout=90.0,
     )
-    server.wait_http("/metrics", timeout=90.0)
-    return server
 
 
 def node_red_counters(stack: NativeStack, client: httpx.Client) -> dict[str, float]:

@@ -32,11 +32,10 @@ from harness.iotdb import IoTDBCluster
 from harness.native import (
     ServerProcess,
     container_to_host_paths,
-    find_binary,
     free_port,
-    launch,
     start_mosquitto,
     start_nginx,
+    start_node_red,
     start_victoriametrics,
     translate_config,
 )
@@ -194,27 +193,22 @@ def _start_node_red(
     """
     user_dir = root / "nodered"
     shutil.copytree(stack / "nodered", user_dir)
-    run_dir = root / "node-red-run"
-    run_dir.mkdir()
-    argv = [
-        find_binary("node-red"),
-        "-u",
-        str(user_dir),
-        "-p",
-        str(port),
-        "-D",
-        "uiHost=127.0.0.1",
-        str(user_dir / "flows.json"),
-    ]
-    names = ("MQTT_NODERED_USER", "MQTT_NODERED_PASSWORD", "IOTDB_USER")
-    server_env = {name: env[name] for name in names}
-    server_env |= {"IOTDB_PASSWORD": env["IOTDB_PASSWORD"], "TZ": "UTC"}
-    server_env["NODERED_ADMIN_USER"] = env["NODERED_ADMIN_USER"]
-
-    server = launch("node-red", argv, run_dir, port, env=server_env)
-    pool.servers.append(server)
-    server.wait_http("/metrics", timeout=60)
-    return server
+    names = (
+        "MQTT_NODERED_USER",
+        "MQTT_NODERED_PASSWORD",
+        "IOTDB_USER",
+        "IOTDB_PASSWORD",
+        "NODERED_ADMIN_USER",
+    )
+    server_env = {name: env[name] for name in names} | {"TZ": "UTC"}
+    return pool.start(
+        start_node_red,
+        user_dir,
+        port,
+        user_dir / "flows.json",
+        env=server_env,
+        ready_path="/metrics",
+    )
 
 
 @pytest.fixture(scope="module")

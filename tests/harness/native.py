@@ -578,13 +578,20 @@ def start_node_red(
     port: int,
     flows_file: Path,
     *,
+    env: Mapping[str, str] | None = None,
+    admin_root: str = "",
+    ready_path: str | None = None,
     run_dir: Path | None = None,
     timeout: float = 60.0,
 ) -> ServerProcess:
     """Node-RED with ``user_dir`` (its settings.js if present) and ``flows_file``.
 
-    Ready when the editor answers GET / and the flows report state "start"
-    (or the admin API asks for a login, when settings.js sets adminAuth).
+    ``env`` is added to the process environment (the flows and settings.js of
+    a rendered stack read their credentials from it). ``admin_root`` is
+    settings.js's ``httpAdminRoot``. Ready when GET ``ready_path`` answers, or
+    else when the editor answers ``<admin_root>/`` and the flows report state
+    "start" (or the admin API asks for a login, when settings.js sets
+    adminAuth).
     """
     run_dir = _prepare_run_dir(run_dir, "node-red")
     user_dir.mkdir(parents=True, exist_ok=True)
@@ -599,16 +606,20 @@ def start_node_red(
         str(flows_file),
     ]
 
-    server = launch("node-red", argv, run_dir, port, cwd=user_dir)
-    server.wait_http("/", timeout=timeout)
-    _wait_flows_started(server, timeout)
+    server = launch("node-red", argv, run_dir, port, cwd=user_dir, env=env)
+    if ready_path is not None:
+        server.wait_http(ready_path, timeout=timeout)
+        return server
+    admin_root = admin_root.rstrip("/")
+    server.wait_http(f"{admin_root}/", timeout=timeout)
+    _wait_flows_started(server, f"{admin_root}/flows/state", timeout)
     return server
 
 
-def _wait_flows_started(server: ServerProcess, timeout: float) -> None:
+def _wait_flows_started(server: ServerProcess, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = server.wait_http("/flows/state", timeout, ok_status={200, 401})
+        response = server.wait_http(path, timeout, ok_status={200, 401})
         if response.status_code == 401 or response.json().get("state") == "start":
             return
         time.sleep(0.1)
