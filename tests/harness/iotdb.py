@@ -85,7 +85,11 @@ class JvmMemory:
 
 
 CONFIGNODE_MEMORY = JvmMemory(heap_mb=128, direct_mb=64)
-DATANODE_MEMORY = JvmMemory(heap_mb=256, direct_mb=128)
+# The DataNode refuses a new data region once its direct buffers (a WAL buffer
+# per region among them) would pass ~80 % of MaxDirectMemorySize: 128 MiB left
+# room for only a few databases. The ceiling is not reserved up front, so a
+# session that creates few regions stays as small as before.
+DATANODE_MEMORY = JvmMemory(heap_mb=256, direct_mb=384)
 
 
 def iotdb_lib_dir(version: str = IOTDB_VERSION) -> Path:
