@@ -1,8 +1,9 @@
 """Build the Node-RED flows (`flows.json`) from the variant's routes.
 
-Each route is: MQTT in → decode (validate, convert) → one HTTP write per sink,
-with malformed messages sent to a dead-letter topic with their reason. The
-JavaScript of each function node is data under `templates/services/nodered/`.
+Each route is: MQTT in → decode (validate, convert) → batch per sink → one HTTP
+write per batch, with malformed messages, and the messages of a refused
+batch, sent to a dead-letter topic with their reason. The JavaScript of each
+function node is data under `templates/services/nodered/`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from iotstack.variants import Route
 TAB_ID = "iotstack.ingest"
 BROKER_ID = "iotstack.broker"
 DEAD_LETTER_PREFIX = "iot/deadletter"
+# A batch is written when it holds this many messages or is this old, whichever
+# comes first: large enough to make a burst cheap for the stores, short enough
+# to add little latency when messages are few.
+BATCH_MAX_MESSAGES = 500
+BATCH_MAX_WAIT_MS = 50
 
 
 def _node_id(*parts: str) -> str:
@@ -88,10 +94,19 @@ def _sink_settings(plan: StackPlan) -> dict[str, Any]:
         }
     if plan.has("iotdb"):
         settings["iotdb"] = {
-            "url": plan.internal_url("iotdb", "/rest/v2/insertTablet"),
+            "url": plan.internal_url("iotdb", "/rest/v2/insertRecords"),
             "auth": "iotdb",
         }
     return settings
+
+
+def _batch_settings(plan: StackPlan, route: Route) -> dict[str, Any]:
+    sinks = _sink_settings(plan)
+    return {
+        "route": route.name,
+        "targets": {sink: sinks[sink] for sink in route.sinks if sink in sinks},
+        "batch": {"maxMessages": BATCH_MAX_MESSAGES, "maxWaitMs": BATCH_MAX_WAIT_MS},
+    }
 
 
 def _route_settings(plan: StackPlan, route: Route) -> dict[str, Any]:
@@ -99,7 +114,6 @@ def _route_settings(plan: StackPlan, route: Route) -> dict[str, Any]:
     return {
         "route": route.name,
         "sinks": [sink for sink in route.sinks if sink in sinks],
-        "targets": {sink: sinks[sink] for sink in route.sinks if sink in sinks},
         "rawRules": [rule.model_dump() for rule in plan.config.edge.raw_rules]
         if route.selective
         else [],
@@ -110,11 +124,11 @@ def _route_settings(plan: StackPlan, route: Route) -> dict[str, Any]:
 
 
 def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]]:
-    """MQTT in, decode, one HTTP writer per output, result counter, dead letter."""
+    """MQTT in, decode, batch, HTTP writer, result counter, dead letter."""
     y = 80 + row * 200
     ids = {
         part: _node_id(route.name, part)
-        for part in ("in", "decode", "write", "result", "dead")
+        for part in ("in", "decode", "batch", "write", "result", "dead")
     }
     settings = _route_settings(plan, route)
     decode = (
@@ -154,9 +168,26 @@ def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]
             "initialize": "",
             "finalize": "",
             "libs": [],
-            "x": 380,
+            "x": 360,
             "y": y,
-            "wires": [[ids["write"]], [ids["dead"]]],
+            "wires": [[ids["batch"]], [ids["dead"]]],
+        },
+        {
+            "id": ids["batch"],
+            "type": "function",
+            "z": TAB_ID,
+            "name": f"batch {route.name} writes",
+            "func": f"const ROUTE = {json.dumps(_batch_settings(plan, route))};\n"
+            + _function_code("batch_writes"),
+            "outputs": 1,
+            "timeout": 0,
+            "noerr": 0,
+            "initialize": "",
+            "finalize": _function_code("batch_writes_finalize"),
+            "libs": [],
+            "x": 560,
+            "y": y,
+            "wires": [[ids["write"]]],
         },
         {
             "id": ids["write"],
@@ -174,7 +205,7 @@ def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]
             "authType": "",
             "senderr": False,
             "headers": [],
-            "x": 600,
+            "x": 760,
             "y": y,
             "wires": [[ids["result"]]],
         },
@@ -191,7 +222,7 @@ def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]
             "initialize": "",
             "finalize": "",
             "libs": [],
-            "x": 820,
+            "x": 960,
             "y": y,
             "wires": [[ids["dead"]]],
         },

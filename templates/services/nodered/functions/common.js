@@ -1,5 +1,5 @@
-// Shared by the decode functions. ROUTE (route name, sinks, write targets,
-// raw keep/drop rules) is prepended by iotstack when it renders the flow.
+// Shared by the decode functions. ROUTE (route name, sinks, raw keep/drop
+// rules) is prepended by iotstack when it renders the flow.
 const SEGMENT = /^[A-Za-z0-9_]+$/;
 
 function count(result) {
@@ -50,32 +50,13 @@ function topicMatches(filter, topic) {
     return f.length === t.length;
 }
 
-function basicAuth(userVar, passwordVar) {
-    const token = Buffer.from(env.get(userVar) + ":" + env.get(passwordVar));
-    return "Basic " + token.toString("base64");
-}
-
-function writeMessage(sink, lines, tablet) {
-    const target = ROUTE.targets[sink];
-    const headers = {};
-    let payload;
-    if (sink === "metrics") {
-        headers["content-type"] = "text/plain";
-        payload = lines.join("\n");
-        if (target.auth === "influxdb") {
-            headers.authorization = basicAuth("INFLUXDB_ADMIN_USER", "INFLUXDB_ADMIN_PASSWORD");
-        }
-    } else {
-        headers["content-type"] = "application/json";
-        headers.authorization = basicAuth("IOTDB_USER", "IOTDB_PASSWORD");
-        payload = JSON.stringify(tablet);
-    }
+// One decoded write for the batching node: the store's line(s) or record,
+// plus the message itself, for a dead letter if the store refuses the batch.
+function writeItem(sink, lines, record) {
     return {
-        method: "POST",
-        url: target.url,
-        headers: headers,
-        payload: payload,
         sink: sink,
+        lines: lines,
+        record: record,
         original: { topic: msg.topic, payload: String(msg.payload).slice(0, 1024) },
     };
 }

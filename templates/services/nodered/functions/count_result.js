@@ -1,7 +1,7 @@
-// After each HTTP write: count it, and send failures to the dead-letter topic.
+// After each batched HTTP write: count its messages and the request, and send
+// every message of a refused batch to the dead-letter topic (a batch holds at
+// most the batch limit of messages, each payload cut to 1 KiB).
 // IoTDB answers HTTP 200 with a non-success "code" in the body on errors.
-const key = "iotstack_writes_total";
-const counters = global.get(key) || {};
 let ok = msg.statusCode >= 200 && msg.statusCode < 300;
 let detail = "HTTP " + msg.statusCode;
 if (ok && msg.sink === "iotdb") {
@@ -15,16 +15,24 @@ if (ok && msg.sink === "iotdb") {
     }
 }
 const label = ROUTE.route + "|" + msg.sink + "|" + (ok ? "ok" : "failed");
-counters[label] = (counters[label] || 0) + 1;
-global.set(key, counters);
+const writes = global.get("iotstack_writes_total") || {};
+writes[label] = (writes[label] || 0) + msg.originals.length;
+global.set("iotstack_writes_total", writes);
+const requests = global.get("iotstack_write_requests_total") || {};
+requests[label] = (requests[label] || 0) + 1;
+global.set("iotstack_write_requests_total", requests);
 if (ok) return null;
 
-node.warn("write to " + msg.sink + " failed: " + detail);
-const letter = {
-    reason: "write to " + msg.sink + " failed: " + detail,
-    route: ROUTE.route,
-    topic: msg.original.topic,
-    payload: msg.original.payload,
-    received: Date.now(),
-};
-return { topic: "iot/deadletter/" + ROUTE.route, payload: JSON.stringify(letter) };
+const reason = "write to " + msg.sink + " failed: " + detail;
+node.warn(reason + " (" + msg.originals.length + " messages)");
+const received = Date.now();
+return [msg.originals.map((original) => ({
+    topic: "iot/deadletter/" + ROUTE.route,
+    payload: JSON.stringify({
+        reason: reason,
+        route: ROUTE.route,
+        topic: original.topic,
+        payload: original.payload,
+        received: received,
+    }),
+}))];

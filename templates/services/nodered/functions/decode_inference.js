@@ -54,23 +54,22 @@ if (anomaly) lines.push("iot_anomaly," + tags + " score=" + body.score + " " + t
 
 const measurements = [model + "_score"];
 const types = ["DOUBLE"];
-const values = [[body.score]];
+const values = [body.score];
 for (const [name, value] of Object.entries(aggregates)) {
     measurements.push(model + "_" + name);
     types.push("DOUBLE");
-    values.push([value]);
+    values.push(value);
 }
 measurements.push(model + "_anomaly");
 types.push("BOOLEAN");
-values.push([anomaly]);
-const tablet = {
+values.push(anomaly);
+const record = {
     device: ROUTE.iotdbRoot + "." + site + "." + device,
-    timestamps: [ts],
+    timestamp: ts,
     measurements: measurements,
     data_types: types,
     values: values,
-    is_aligned: false,
 };
 if (anomaly) countAnomaly(site, device, model);
 count("accepted");
-return [ROUTE.sinks.map((sink) => writeMessage(sink, lines, tablet)), null];
+return [ROUTE.sinks.map((sink) => writeItem(sink, lines, record)), null];

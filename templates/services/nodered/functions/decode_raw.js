@@ -41,13 +41,12 @@ if (!keep) {
 
 const line = "iot,site=" + escapeTag(site) + ",device=" + escapeTag(device) + " " +
     metric + "=" + body.value + " " + ts;
-const tablet = {
+const record = {
     device: ROUTE.iotdbRoot + "." + site + "." + device,
-    timestamps: [ts],
+    timestamp: ts,
     measurements: [metric],
     data_types: ["DOUBLE"],
-    values: [[body.value]],
-    is_aligned: false,
+    values: [body.value],
 };
 count("accepted");
-return [ROUTE.sinks.map((sink) => writeMessage(sink, [line], tablet)), null];
+return [ROUTE.sinks.map((sink) => writeItem(sink, [line], record)), null];

@@ -8,11 +8,19 @@ for (const [label, value] of Object.entries(messages)) {
     out.push('iotstack_messages_total{route="' + route + '",result="' + result + '"} ' + value);
 }
 const writes = global.get("iotstack_writes_total") || {};
-out.push("# HELP iotstack_writes_total Database writes, by route, sink and result.");
+out.push("# HELP iotstack_writes_total Messages written to a database, by route, sink and result.");
 out.push("# TYPE iotstack_writes_total counter");
 for (const [label, value] of Object.entries(writes)) {
     const [route, sink, result] = label.split("|");
     out.push('iotstack_writes_total{route="' + route + '",sink="' + sink +
+        '",result="' + result + '"} ' + value);
+}
+const requests = global.get("iotstack_write_requests_total") || {};
+out.push("# HELP iotstack_write_requests_total Batched database write requests, by route, sink and result.");
+out.push("# TYPE iotstack_write_requests_total counter");
+for (const [label, value] of Object.entries(requests)) {
+    const [route, sink, result] = label.split("|");
+    out.push('iotstack_write_requests_total{route="' + route + '",sink="' + sink +
         '",result="' + result + '"} ' + value);
 }
 const anomalies = global.get("iotstack_anomalies_total") || {};
