@@ -77,7 +77,7 @@ def test_host_port_held_by_a_listening_socket_is_found(minimal_stack: Path) -> N
     port = holder.getsockname()[1]
     text = (minimal_stack / "iotstack.yaml").read_text()
     (minimal_stack / "iotstack.yaml").write_text(
-        text + f"\nports:\n  nodered: {port}\n"
+        text.replace("\nports: {}", f"\nports: {{nodered: {port}}}")
     )
     render_stack(minimal_stack)
     project = load_project(minimal_stack, use_binary=False)

@@ -142,7 +142,8 @@ def ways_out(plan: StackPlan) -> list[WayOut]:
     config = plan.config
 
     if plan.has("ainode"):
-        settings = {"ainode": {"host": "<other host>"}}
+        # Any valid host name: only the budget of the trial config is used.
+        settings = {"ainode": {"host": "other-host"}}
         moved = _try(config, settings)
         if moved is not None:
             change = "set `ainode.host: <other host>`"

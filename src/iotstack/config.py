@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -26,6 +29,37 @@ HostProfile = Literal["t3.micro", "t3.small", "t3.medium", "custom"]
 
 _DURATION = re.compile(r"^\d+(ms|s|m|h|d|w|y)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = rf"{_LABEL}(?:\.{_LABEL})*"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = re.compile(rf"^{_HOST_NAME}(?::\d+)?(?:/{_PATH_PART})*/?$")
+_IMAGE = re.compile(
+    rf"^(?:{_HOST_NAME}(?::\d+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """Pydantic would read `true` as 1: a yes/no is never a port or a size."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")
+    return value
+
+
+def _image_reference(image: str) -> str:
+    """An image name Docker accepts, so a typo fails here and not at pull time."""
+    if not _IMAGE.match(image):
+        raise ValueError(
+            f"{image!r} is not an image reference like grafana/grafana:12.4.5 "
+            "(lower case, no spaces)"
+        )
+    return image
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+# Docker refuses memory limits under 6 MiB, and 0 would mean "no limit".
+MemoryMiB = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=6)]
+ImageReference = Annotated[str, AfterValidator(_image_reference)]
 
 
 class Strict(BaseModel):
@@ -40,7 +74,7 @@ class Host(Strict):
     profile: HostProfile = "t3.micro"
     ram_mib: int | None = Field(default=None, ge=256)
     cpus: float | None = Field(default=None, gt=0)
-    memory: dict[str, int] = Field(default_factory=dict)
+    memory: dict[str, MemoryMiB] = Field(default_factory=dict)
 
 
 class Mqtt(Strict):
@@ -92,6 +126,21 @@ class RawRule(Strict):
     topic: str
     keep: bool
 
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        levels = value.split("/")
+        misplaced = "#" in levels[:-1] or any(
+            ("#" in level or "+" in level) and level not in ("#", "+")
+            for level in levels
+        )
+        if not value or misplaced:
+            raise ValueError(
+                f"{value!r} is not an MQTT topic filter ('+' stands alone in a "
+                "level, '#' only at the end), e.g. iot/raw/+/+/temperature"
+            )
+        return value
+
 
 class Edge(Strict):
     """Edge-first routing choices."""
@@ -107,6 +156,13 @@ class AiNode(Strict):
 
     host: str | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_HOST_NAME, value):
+            raise ValueError(f"{value!r} is not a host name or IPv4 address")
+        return value
+
 
 class StackConfig(Strict):
     """The whole of `iotstack.yaml`."""
@@ -120,8 +176,8 @@ class StackConfig(Strict):
     front_door_address: str = "0.0.0.0"
     public_services: list[str] = Field(default_factory=lambda: ["nginx"])
     registry: str = ""
-    images: dict[str, str] = Field(default_factory=dict)
-    ports: dict[str, int] = Field(default_factory=dict)
+    images: dict[str, ImageReference] = Field(default_factory=dict)
+    ports: dict[str, WholeNumber] = Field(default_factory=dict)
     services: dict[str, bool] = Field(default_factory=dict)
     mqtt: Mqtt = Field(default_factory=Mqtt)
     retention: Retention = Field(default_factory=Retention)
@@ -141,6 +197,27 @@ class StackConfig(Strict):
     def _project(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("must be lower case letters, digits, - or _")
+        return value
+
+    @field_validator("bind_address", "front_door_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IPv4 address like 127.0.0.1 or 0.0.0.0"
+            ) from None
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        if value and not _REGISTRY.match(value):
+            raise ValueError(
+                f"{value!r} is not a registry prefix like registry.local:5000 "
+                "(no scheme, no spaces)"
+            )
         return value
 
     @field_validator("ports")
@@ -186,7 +263,7 @@ def load_config(stack_dir: Path) -> StackConfig:
 
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -197,8 +274,16 @@ def load_config(stack_dir: Path) -> StackConfig:
             path=where,
             fix="fix the indentation or quoting on that line",
         ) from None
+    if data is None:
+        raise ConfigError(
+            "is empty",
+            path=str(path),
+            fix=f"write your settings into it, or run `iotstack init --dir {stack_dir} "
+            "--force` for a commented one",
+        )
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of settings", path=str(path))
+    _refuse_duplicate_keys(path, node)
 
     try:
         config = StackConfig.model_validate(data)
@@ -208,6 +293,27 @@ def load_config(stack_dir: Path) -> StackConfig:
     config._source = str(path)
     config._node = node
     return config
+
+
+def _refuse_duplicate_keys(path: Path, node: Any, parent: str = "") -> None:
+    """A key given twice would silently lose its first value: name the second."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(path, item, parent)
+    if not isinstance(node, yaml.MappingNode):
+        return
+
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = f"{parent}.{key_node.value}" if parent else str(key_node.value)
+        if key in seen:
+            raise ConfigError(
+                f"`{key}` is set twice",
+                path=f"{path}:{key_node.start_mark.line + 1}",
+                fix="keep one of the two",
+            )
+        seen.add(key)
+        _refuse_duplicate_keys(path, value_node, key)
 
 
 def _config_error(path: Path, node: Any, exc: ValidationError) -> ConfigError:
@@ -239,6 +345,7 @@ def _config_error(path: Path, node: Any, exc: ValidationError) -> ConfigError:
 _TYPE_FIXES = {
     "int_parsing": "use a whole number, e.g. 8080",
     "int_type": "use a whole number, e.g. 8080",
+    "greater_than_equal": "use a larger number",
     "float_parsing": "use a number, e.g. 0.8",
     "bool_parsing": "use true or false",
     "bool_type": "use true or false",

@@ -16,22 +16,22 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def info(message: str) -> None:
     """A plain progress or result line."""
-    out.print(message)
+    out.print(escape(message))
 
 
 def success(message: str) -> None:
     """A line saying something worked."""
-    out.print(f"[green]✓[/green] {message}")
+    out.print(f"[green]✓[/green] {escape(message)}")
 
 
 def warn(message: str) -> None:
     """A line saying something needs attention but did not stop the command."""
-    err.print(f"[yellow]warning:[/yellow] {message}")
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def error(message: str) -> None:
     """The one line shown for an error caught at the CLI edge."""
-    err.print(f"[red]error:[/red] {message}", markup=True, emoji=False)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, emoji=False)
 
 
 def emit_json(data: Any) -> None:
