@@ -100,7 +100,8 @@ def check_engine() -> tuple[Any, list[Finding]]:
     try:
         client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
         version = client.version()
-    except (docker.errors.DockerException, OSError) as exc:
+    except (docker.errors.DockerException, OSError, ValueError) as exc:
+        # ValueError: the SDK's answer to some malformed DOCKER_HOST values.
         log.debug("engine unreachable: %s", exc)
         return None, [
             Finding(

@@ -86,7 +86,12 @@ def _checked_url(name: str, url: str) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         parsed = None
-    if parsed is None or parsed.scheme not in schemes or not parsed.host:
+    if (
+        parsed is None
+        or parsed.scheme not in schemes
+        or not parsed.host
+        or not 1 <= (parsed.port or 1) <= 65535
+    ):
         raise ConfigError(
             f"--endpoint {name}={url} is not a {schemes[0]}:// URL with a host",
             fix=f"e.g. --endpoint {name}={schemes[0]}://127.0.0.1:PORT",

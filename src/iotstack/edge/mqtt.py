@@ -30,7 +30,7 @@ class Broker:
     def parse(cls, address: str, user: str | None, password: str | None) -> Broker:
         """`HOST:PORT` (port 1883 when left out) plus the login."""
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-        if not host or (port and not port.isdigit()):
+        if not host or (port and not (port.isdigit() and 1 <= int(port) <= 65535)):
             raise ConfigError(
                 f"broker {address!r} is not HOST:PORT", fix="e.g. 127.0.0.1:1883"
             )

@@ -47,18 +47,27 @@ def read_csv(path: Path) -> list[Reading]:
     """Every row of the file as a reading; a bad row is a ConfigError naming it."""
     if not path.is_file():
         raise ConfigError("CSV file not found", path=str(path))
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = csv.DictReader(handle)
-        missing = [
-            column for column in COLUMNS if column not in (rows.fieldnames or [])
-        ]
-        if missing:
-            raise ConfigError(
-                f"missing column(s) {', '.join(missing)}",
-                path=str(path),
-                fix="the header needs ts,site,device,metric,value (ts optional)",
-            )
-        return [_reading(path, rows.line_num, row) for row in rows]
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return _readings(path, csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(
+            f"is not a UTF-8 CSV file ({exc})",
+            path=str(path),
+            fix="save it as UTF-8 text with a ts,site,device,metric,value header",
+        ) from None
+
+
+def _readings(path: Path, rows: csv.DictReader) -> list[Reading]:
+    """The rows after a header that has every column a reading needs."""
+    missing = [column for column in COLUMNS if column not in (rows.fieldnames or [])]
+    if missing:
+        raise ConfigError(
+            f"missing column(s) {', '.join(missing)}",
+            path=str(path),
+            fix="the header needs ts,site,device,metric,value (ts optional)",
+        )
+    return [_reading(path, rows.line_num, row) for row in rows]
 
 
 def _reading(path: Path, line: int, row: dict[str, str]) -> Reading:
@@ -92,6 +101,8 @@ def replay(
         raise ConfigError(
             f"rate {rate} is out of range", fix=f"use 0 < N <= {MAX_RATE}"
         )
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit {limit} is negative", fix="use 0 or more rows")
     selected = readings[:limit] if limit is not None else readings
 
     client = connect(broker, f"iotstack-replay-{os.getpid()}")

@@ -28,7 +28,8 @@ def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=API_TIMEOUT_S)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, ValueError) as exc:
+        # The SDK raises a bare ValueError for some malformed DOCKER_HOST values.
         log.debug("engine at %s did not answer: %s", address, exc)
         raise RuntimeFailure(
             f"cannot reach the Docker engine at {address}: {_reason(exc)} — "
