@@ -268,3 +268,20 @@ def test_two_stacks_from_one_config_differ_only_by_secrets(tmp_path: Path) -> No
     assert {k: v[0] for k, v in snapshot(first).items()} == {
         k: v[0] for k, v in snapshot(second).items()
     }
+
+
+def test_a_lost_env_on_a_rendered_stack_is_refused_not_regenerated(tmp_path: Path):
+    from iotstack.errors import ConfigError
+    from iotstack.render import render_stack
+    from iotstack.scaffold import init_stack
+
+    init_stack(tmp_path, variant="minimal", backend="victoriametrics")
+    render_stack(tmp_path)
+    (tmp_path / ".env").unlink()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    with pytest.raises(ConfigError, match="restore it from your backup"):
+        render_stack(tmp_path)
+
+    assert not (tmp_path / ".env").exists()
+    assert before == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

@@ -188,6 +188,8 @@ def load_plan(stack_dir: Path) -> tuple[StackConfig, StackPlan]:
 def render_stack(stack_dir: Path, *, force: bool = False, dry_run: bool = False):
     """Render the stack; edited files are kept unless `force`. Returns a report."""
     _, plan = load_plan(stack_dir)
+    manifest = Manifest.load(stack_dir)
+    _refuse_lost_secrets(stack_dir, manifest)
 
     if dry_run:
         env_values = _preview_env(stack_dir, plan)
@@ -196,7 +198,6 @@ def render_stack(stack_dir: Path, *, force: bool = False, dry_run: bool = False)
         env_values, env_added = ensure_env(stack_dir, plan)
     rendered = render_files(plan, env_values)
 
-    manifest = Manifest.load(stack_dir)
     report = RenderReport(env_added=env_added)
     for relative, file in rendered.items():
         _apply(stack_dir, relative, file, manifest, report, force, dry_run)
@@ -205,6 +206,22 @@ def render_stack(stack_dir: Path, *, force: bool = False, dry_run: bool = False)
     if not dry_run:
         manifest.save(stack_dir)
     return report
+
+
+def _refuse_lost_secrets(stack_dir: Path, manifest: Manifest) -> None:
+    """A stack rendered before without its `.env` has lost its secrets.
+
+    New ones would not match what the data volumes already hold (InfluxDB,
+    Grafana and IoTDB keep the passwords of their first start), so the stack
+    would break in confusing ways; stop and say how to recover instead.
+    """
+    if manifest.files and not (stack_dir / ENV_NAME).exists():
+        raise ConfigError(
+            "is missing, but this stack was rendered before with the secrets in it",
+            path=str(stack_dir / ENV_NAME),
+            fix="restore it from your backup; to start over with new secrets, "
+            "run `iotstack down --volumes` and delete .iotstack/manifest.json",
+        )
 
 
 def _secret_values(plan: StackPlan, env_values: dict[str, str]) -> list[str]:
