@@ -57,6 +57,31 @@ BAD_CONFIGS = {
         ["registry", "registry.local:5000"],
     ),
     "registry with a space": (BASE + "registry: my registry\n", 4, ["registry"]),
+    "metrics kept for less than a day": (
+        BASE + "retention:\n  metrics: 12h\n",
+        5,
+        ["retention.metrics", "1d"],
+    ),
+    "metrics retention in minutes": (
+        BASE + "retention:\n  metrics: 3000m\n",
+        5,
+        ["retention.metrics", "h, d, w or y"],
+    ),
+    "an MQTT user named like the stack's own": (
+        BASE + "mqtt:\n  users: [nodered]\n",
+        5,
+        ["mqtt.users", "nodered"],
+    ),
+    "two MQTT users sharing a password key": (
+        BASE + "mqtt:\n  users: [my-device, my_device]\n",
+        5,
+        ["mqtt.users", "share a password"],
+    ),
+    "a public service that publishes no port": (
+        BASE + "public_services: [nginx, ainode]\n",
+        4,
+        ["public_services", "ainode"],
+    ),
     "image in upper case": (
         BASE + "images:\n  grafana: Grafana/Grafana:latest\n",
         5,

@@ -111,3 +111,18 @@ def test_unreachable_daemon_is_one_line_saying_how_to_fix(tmp_path: Path) -> Non
     assert "DOCKER_HOST" in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "iotstack.yaml").exists()
+
+
+def test_up_refuses_an_unknown_variant_before_asking_the_engine(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "iotstack.cli", "up", "--variant", "bogus"]
+        + ["--dir", str(tmp_path / "stack")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "--variant" in result.stderr
+    assert not (tmp_path / "stack").exists()

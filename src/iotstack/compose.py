@@ -85,7 +85,6 @@ def _with_common_settings(
         merged["network_mode"] = "host"
     else:
         merged["networks"] = [NETWORK]
-        if service.get("publish", True):
+        if spec.published:
             merged["ports"] = [f"{spec.publish_address}:{spec.host_port}:{spec.port}"]
-    merged.pop("publish", None)
     return merged

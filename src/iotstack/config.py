@@ -86,10 +86,27 @@ class Mqtt(Strict):
     @field_validator("users")
     @classmethod
     def _user_names(cls, users: list[str]) -> list[str]:
+        keys: dict[str, str] = {}
         for user in users:
             if not _NAME.match(user):
                 raise ValueError(f"user {user!r} must match [a-z0-9][a-z0-9_-]*")
+            if user == "nodered":
+                raise ValueError(
+                    "`nodered` is the stack's own broker login; pick another"
+                )
+            # Each user's password lives in .env under MQTT_<NAME>_PASSWORD.
+            key = re.sub(r"[^a-z0-9]", "_", user)
+            if key in keys:
+                raise ValueError(
+                    f"users {keys[key]!r} and {user!r} would share a password"
+                )
+            keys[key] = user
         return users
+
+
+# VictoriaMetrics keeps at least a day; shorter values would leave Prometheus'
+# own head block or IoTDB's time partitions half-expired.
+_SHORTEST_RETENTION = {"metrics": "1d", "prometheus": "2h", "iotdb": "1h"}
 
 
 class Retention(Strict):
@@ -101,9 +118,16 @@ class Retention(Strict):
 
     @field_validator("metrics", "prometheus", "iotdb")
     @classmethod
-    def _duration(cls, value: str) -> str:
+    def _duration(cls, value: str, info) -> str:
         if not _DURATION.match(value):
             raise ValueError(f"{value!r} is not a duration like 30d, 12h or 2w")
+        shortest = _SHORTEST_RETENTION[info.field_name]
+        if duration_ms(value) < duration_ms(shortest):
+            raise ValueError(
+                f"{value!r} is shorter than {shortest}, the least it takes"
+            )
+        if info.field_name == "metrics" and value[-1] not in "hdwy":
+            raise ValueError(f"{value!r}: VictoriaMetrics takes h, d, w or y")
         return value
 
 
@@ -378,7 +402,12 @@ def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def check_combination(config: StackConfig, required: list[str], known: set[str]):
+def check_combination(
+    config: StackConfig,
+    required: list[str],
+    known: set[str],
+    unpublished: frozenset[str] = frozenset(),
+):
     """Reject settings that name unknown services or switch off required ones."""
     for section in ("images", "ports", "services"):
         for name in getattr(config, section):
@@ -389,11 +418,11 @@ def check_combination(config: StackConfig, required: list[str], known: set[str])
                     fix=f"use one of: {', '.join(sorted(known))}",
                 )
     for name in config.public_services:
-        if name not in known:
+        if name not in known or name in unpublished:
             raise ConfigError(
-                f"`public_services` names no service {name!r}",
+                f"`public_services` names {name!r}, which has no published port",
                 path=config.where("public_services"),
-                fix=f"use one of: {', '.join(sorted(known))}",
+                fix=f"use one of: {', '.join(sorted(known - unpublished))}",
             )
     for name in config.host.memory:
         if name not in known:

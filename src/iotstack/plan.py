@@ -26,6 +26,7 @@ class ServicePlan:
     memory_mib: int
     summary: str
     listen_address: str
+    published: bool = True
 
     @property
     def local_address(self) -> str:
@@ -117,7 +118,10 @@ def build_plan(config: StackConfig) -> StackPlan:
     variant = load_variant(config.variant)
     metrics_store = config.backend
     required = [_resolve(name, metrics_store) for name in variant.required]
-    check_combination(config, required, known_services())
+    unpublished = frozenset(
+        name for name, entry in _catalog().items() if not entry.get("published", True)
+    )
+    check_combination(config, required, known_services(), unpublished)
 
     host = _host_plan(config)
     limits = _memory_limits(config, host)
@@ -159,6 +163,7 @@ def _service_plan(config: StackConfig, name: str, memory_mib: int) -> ServicePla
         memory_mib=memory_mib,
         summary=entry["summary"],
         listen_address=publish_address if host_mode else "0.0.0.0",
+        published=entry.get("published", True),
     )
 
 
@@ -218,6 +223,8 @@ def _check_dependencies(config: StackConfig, services: dict[str, ServicePlan]) -
 def _check_unique_ports(config: StackConfig, services: dict[str, ServicePlan]) -> None:
     seen: dict[tuple[str, int], str] = {}
     for service in services.values():
+        if not service.published:
+            continue
         key = (service.publish_address, service.host_port)
         if key in seen:
             raise ConfigError(

@@ -15,6 +15,7 @@ from iotstack.runtime.project import COMPOSE_NAME, load_project
 from iotstack.runtime.start import PullPolicy, UpResult, up_project
 from iotstack.runtime.status import project_states
 from iotstack.runtime.stop import down_project
+from iotstack.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ def run_up(
     health_timeout_s: float | None = None,
 ) -> StackPlan:
     """Init if needed, render, start and wait healthy; print the summary."""
+    if variant is not None and variant not in VARIANTS:
+        raise ConfigError(
+            f"unknown variant {variant!r}",
+            path="--variant",
+            fix=f"use one of: {', '.join(VARIANTS)}",
+        )
     client = connect()
 
     _init_if_missing(stack_dir, variant)
