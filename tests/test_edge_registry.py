@@ -120,6 +120,7 @@ def test_cli_names_an_unreachable_broker_in_one_line(tmp_path: Path, model: Path
 
     assert published.returncode == 1
     assert f"MQTT broker 127.0.0.1:{port} unreachable" in published.stderr
+    assert "stored in the registry but was not announced" in published.stderr
     assert "Traceback" not in published.stderr
     assert (stack / "registry" / "detector" / "1" / "manifest.json").is_file()
 

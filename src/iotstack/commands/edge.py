@@ -10,6 +10,7 @@ import typer
 
 from iotstack import console
 from iotstack.app import DirOption, JsonOption, app
+from iotstack.errors import IotstackError
 
 model_app = typer.Typer(help="Publish and list models in the stack's registry.")
 edge_app = typer.Typer(help="Run the reference edge agent or replay device data.")
@@ -68,7 +69,14 @@ def model_publish(
         target = stack_broker(stack_dir, plan)
         if broker:
             target = Broker.parse(broker, target.user, target.password)
-        topic = announce_entry(target, entry)
+        try:
+            topic = announce_entry(target, entry)
+        except IotstackError as exc:
+            raise type(exc)(
+                f"{name} {version} is stored in the registry but was not announced: "
+                f"{exc} — start the broker, then run `iotstack model publish` again "
+                "with the same file to announce it"
+            ) from None
 
     if as_json:
         console.emit_json({"model": entry, "announced_on": topic})
