@@ -1,11 +1,12 @@
 // Groups one route's decoded writes per sink and sends one HTTP write per
-// group: at most ROUTE.batch.maxMessages messages, or what arrived within
-// ROUTE.batch.maxWaitMs of the group's first message. One request per message
-// cost a round trip and a store commit each; a group costs one of each.
+// group. A sink gets at most one request per ROUTE.batch.maxWaitMs: a message
+// that finds the sink idle for longer goes at once, the others wait for the
+// next slot, and a group that reaches ROUTE.batch.maxMessages goes at once.
+// One request per message cost a round trip and a store commit each.
 // ROUTE (route name, write targets, batch limits) is prepended by iotstack.
 const sink = msg.sink;
-const pending = context.get("pending") || {};
-context.set("pending", pending);
+const state = context.get("state") || { pending: {}, lastSent: {} };
+context.set("state", state);
 
 function basicAuth(userVar, passwordVar) {
     const token = Buffer.from(env.get(userVar) + ":" + env.get(passwordVar));
@@ -48,16 +49,24 @@ function writeRequest(items) {
 }
 
 function flush() {
-    const batch = pending[sink];
+    const batch = state.pending[sink];
     if (batch === undefined) return;
-    delete pending[sink];
+    delete state.pending[sink];
     clearTimeout(batch.timer);
+    state.lastSent[sink] = Date.now();
     node.send(writeRequest(batch.items), false);
 }
 
-if (pending[sink] === undefined) {
-    pending[sink] = { items: [], timer: setTimeout(flush, ROUTE.batch.maxWaitMs) };
+let batch = state.pending[sink];
+if (batch === undefined) {
+    batch = { items: [], timer: null };
+    state.pending[sink] = batch;
 }
-pending[sink].items.push(msg);
-if (pending[sink].items.length >= ROUTE.batch.maxMessages) flush();
+batch.items.push(msg);
+const wait = (state.lastSent[sink] || 0) + ROUTE.batch.maxWaitMs - Date.now();
+if (batch.items.length >= ROUTE.batch.maxMessages || wait <= 0) {
+    flush();
+} else if (batch.timer === null) {
+    batch.timer = setTimeout(flush, wait);
+}
 return null;

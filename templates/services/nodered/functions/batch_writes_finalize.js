@@ -1,4 +1,4 @@
-// On stop or redeploy: cancel the pending flushes (at most maxWaitMs of data).
-const pending = context.get("pending") || {};
-for (const batch of Object.values(pending)) clearTimeout(batch.timer);
-context.set("pending", {});
+// On stop or redeploy: cancel the pending sends (at most maxWaitMs of messages).
+const state = context.get("state") || { pending: {} };
+for (const batch of Object.values(state.pending)) clearTimeout(batch.timer);
+context.set("state", { pending: {}, lastSent: {} });
