@@ -25,13 +25,17 @@ METHOD = (
     "with the rendered flows, VictoriaMetrics, a real IoTDB 1C1D from the Maven "
     "Central jars with root's password set from `.env`). A device client "
     "(paho-mqtt, QoS 1) publishes JSON samples on `iot/raw/<site>/<device>/"
-    "<metric>`; each one becomes one write to VictoriaMetrics and one "
-    "`insertTablet` to IoTDB. A message counts as delivered when the flow's own "
+    "<metric>`; the flow groups the decoded samples per store (at most one "
+    "request per store every 20 ms, up to 500 messages each) and sends one "
+    "line-protocol write to VictoriaMetrics and one `insertRecords` to IoTDB per "
+    "group. A message counts as delivered when "
+    "the flow's own "
     'counter (`iotstack_writes_total{result="ok"}` on Node-RED\'s `/metrics`) '
     "shows the store acknowledged it. *Burst*: a bounded number of messages "
     "published as fast as the client can; the rate is delivered messages over "
     "the time until the last acknowledgement. *Latency*: messages published at "
-    "a fixed rate (half the burst rate); the k-th message's latency is the "
+    "a fixed rate (a light 50 msg/s, and half the burst rate); the k-th "
+    "message's latency is the "
     "time until the ok counter reached k (counters sampled every 10 ms). "
     "*Ceiling*: the same samples written straight to the store from Python on "
     "the same machine (httpx), one sample per request with two threads (the "
@@ -39,6 +43,8 @@ METHOD = (
 )
 
 SINKS = {"metrics": "VictoriaMetrics", "iotdb": "IoTDB"}
+# A light load, where a batch rarely fills and its wait shows in the latency.
+LIGHT_RATE = 50.0
 POLL_S = 0.01
 CPU_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -75,6 +81,7 @@ def run(options: Options) -> Section:
         latencies = _fixed_rate(
             stack, client, device, max(5.0, rate / 2), latency_seconds
         )
+        light = _fixed_rate(stack, client, device, LIGHT_RATE, latency_seconds)
 
     ceilings = {
         "metrics": _direct_victoriametrics(stack, requests),
@@ -104,26 +111,29 @@ def run(options: Options) -> Section:
                 batched,
             )
         )
-        p50, p99, count = latencies[sink]
-        section.add(
-            Measurement(
-                f"latency p50 → {label} at {max(5.0, rate / 2):.0f} msg/s",
-                p50 * 1000,
-                "ms",
-                "direct request p50",
-                direct_latency[0] * 1000,
-                note=f"{count} messages",
+        for at_rate, (p50, p99, count) in (
+            (LIGHT_RATE, light[sink]),
+            (max(5.0, rate / 2), latencies[sink]),
+        ):
+            section.add(
+                Measurement(
+                    f"latency p50 → {label} at {at_rate:.0f} msg/s",
+                    p50 * 1000,
+                    "ms",
+                    "direct request p50",
+                    direct_latency[0] * 1000,
+                    note=f"{count} messages",
+                )
             )
-        )
-        section.add(
-            Measurement(
-                f"latency p99 → {label} at {max(5.0, rate / 2):.0f} msg/s",
-                p99 * 1000,
-                "ms",
-                "direct request p99",
-                direct_latency[1] * 1000,
+            section.add(
+                Measurement(
+                    f"latency p99 → {label} at {at_rate:.0f} msg/s",
+                    p99 * 1000,
+                    "ms",
+                    "direct request p99",
+                    direct_latency[1] * 1000,
+                )
             )
-        )
 
     busy = ", ".join(
         f"{name} {seconds / burst_wall * 100:.0f} %" for name, seconds in cpu.items()
@@ -132,13 +142,23 @@ def run(options: Options) -> Section:
         f"CPU during the burst (share of one core, {os.cpu_count()} cores): {busy}."
     )
     section.notes.append(_saturation_note(cpu, burst_wall))
+    section.notes.append(
+        "Why the ratios are what they are: the flow sends each store one request "
+        "per batch, so a burst can pass the one-sample-per-request ceiling; the "
+        "1,000-per-request ceiling stays far off because every message still "
+        "crosses the broker and Node-RED one by one (MQTT receive, JSON decode, "
+        "validation, counting on one JavaScript thread), on the same two cores "
+        "as the publisher and both stores. At a light load a message waits for "
+        "its store's next request slot (at most 20 ms), which is most of the "
+        "latency over a direct request."
+    )
     lost = burst_size - min(d.delivered for d in burst.values())
     if lost:
         section.notes.append(
             f"{lost} of {burst_size} burst messages never reached the stores: "
             "the broker stops queueing QoS 1 messages for a subscriber that is "
-            "behind by more than Mosquitto's per-client limits "
-            "(max_inflight_messages 20, max_queued_messages 1000 by default)."
+            "behind by more than the per-client limits of the rendered "
+            "mosquitto.conf (max_queued_messages, max_queued_bytes)."
         )
     return section
 
@@ -389,8 +409,8 @@ def _saturation_note(cpu: dict[str, float], wall: float) -> str:
     if busiest == "Node-RED" and share > 0.8:
         return (
             f"Saturation: Node-RED used {share * 100:.0f} % of one core, and it runs "
-            "JavaScript on one thread, so the flow's per-message work (decode, "
-            "two HTTP requests, counting) is the limit, not the stores."
+            "JavaScript on one thread, so the flow's per-message work (MQTT "
+            "receive, decode, batching) is the limit, not the stores."
         )
     return (
         f"Saturation: the busiest process was {busiest} at {share * 100:.0f} % of "
