@@ -81,7 +81,10 @@ def start_native_stack(root: Path) -> NativeStack:
     stack_dir = _render(root / "stack", ports)
     env = read_env_file(stack_dir / ".env")
 
-    cluster = _start_iotdb(root / "iotdb", iotdb_ports, env["IOTDB_PASSWORD"])
+    ports["iotdb-metrics"] = native.free_port()
+    cluster = _start_iotdb(
+        root / "iotdb", iotdb_ports, env["IOTDB_PASSWORD"], ports["iotdb-metrics"]
+    )
     stack = NativeStack(stack_dir, env, ports, cluster)
     try:
         _start_servers(stack, root)
@@ -112,11 +115,18 @@ def _render(stack_dir: Path, ports: dict[str, int]) -> Path:
 
 
 def _start_iotdb(
-    root: Path, ports: iotdb.IoTDBPorts, password: str
+    root: Path, ports: iotdb.IoTDBPorts, password: str, metrics_port: int
 ) -> iotdb.IoTDBCluster:
-    """IoTDB 1C1D on the stack's REST port; root's password set as the stack does."""
+    """IoTDB 1C1D on the stack's REST port; root's password set as the stack does.
+
+    Its Prometheus reporter is on, as rendered, but on a free port.
+    """
     conf_dir = root / "conf"
-    iotdb.write_minimal_properties(conf_dir, ports)
+    metrics = {
+        "dn_metric_reporter_list": "PROMETHEUS",
+        "dn_metric_prometheus_reporter_port": str(metrics_port),
+    }
+    iotdb.write_minimal_properties(conf_dir, ports, extra=metrics)
     cluster = iotdb.IoTDBCluster(conf_dir=conf_dir, work_dir=root / "work")
     cluster.start()
 
@@ -152,6 +162,10 @@ def _start_servers(stack: NativeStack, root: Path) -> None:
         stack.stack_dir / "prometheus" / "prometheus.yml",
         root / "prometheus.yml",
         mapping,
+    )
+    iotdb_target = f"127.0.0.1:{stack.ports['iotdb-metrics']}"
+    prometheus_config.write_text(
+        prometheus_config.read_text().replace("127.0.0.1:9091", iotdb_target)
     )
     stack.servers["prometheus"] = native.start_prometheus(
         prometheus_config,
