@@ -36,6 +36,35 @@ def _function_code(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _function_node(
+    node_id: str,
+    name: str,
+    code: str,
+    *,
+    at: tuple[int, int],
+    wires: list[list[str]],
+    finalize: str = "",
+) -> dict[str, Any]:
+    """A function node on the ingest tab with one output per wire list."""
+    x, y = at
+    return {
+        "id": node_id,
+        "type": "function",
+        "z": TAB_ID,
+        "name": name,
+        "func": code,
+        "outputs": len(wires),
+        "timeout": 0,
+        "noerr": 0,
+        "initialize": "",
+        "finalize": finalize,
+        "libs": [],
+        "x": x,
+        "y": y,
+        "wires": wires,
+    }
+
+
 def build_flows(plan: StackPlan) -> list[dict[str, Any]]:
     """The complete flow list for the stack."""
     nodes: list[dict[str, Any]] = [
@@ -156,39 +185,22 @@ def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]
             "y": y,
             "wires": [[ids["decode"]]],
         },
-        {
-            "id": ids["decode"],
-            "type": "function",
-            "z": TAB_ID,
-            "name": f"decode {route.name}",
-            "func": decode,
-            "outputs": 2,
-            "timeout": 0,
-            "noerr": 0,
-            "initialize": "",
-            "finalize": "",
-            "libs": [],
-            "x": 360,
-            "y": y,
-            "wires": [[ids["batch"]], [ids["dead"]]],
-        },
-        {
-            "id": ids["batch"],
-            "type": "function",
-            "z": TAB_ID,
-            "name": f"batch {route.name} writes",
-            "func": f"const ROUTE = {json.dumps(_batch_settings(plan, route))};\n"
+        _function_node(
+            ids["decode"],
+            f"decode {route.name}",
+            decode,
+            at=(360, y),
+            wires=[[ids["batch"]], [ids["dead"]]],
+        ),
+        _function_node(
+            ids["batch"],
+            f"batch {route.name} writes",
+            f"const ROUTE = {json.dumps(_batch_settings(plan, route))};\n"
             + _function_code("batch_writes"),
-            "outputs": 1,
-            "timeout": 0,
-            "noerr": 0,
-            "initialize": "",
-            "finalize": _function_code("batch_writes_finalize"),
-            "libs": [],
-            "x": 560,
-            "y": y,
-            "wires": [[ids["write"]]],
-        },
+            at=(560, y),
+            wires=[[ids["write"]]],
+            finalize=_function_code("batch_writes_finalize"),
+        ),
         {
             "id": ids["write"],
             "type": "http request",
@@ -209,23 +221,14 @@ def _route_nodes(plan: StackPlan, route: Route, row: int) -> list[dict[str, Any]
             "y": y,
             "wires": [[ids["result"]]],
         },
-        {
-            "id": ids["result"],
-            "type": "function",
-            "z": TAB_ID,
-            "name": f"count {route.name} writes",
-            "func": f"const ROUTE = {json.dumps({'route': route.name})};\n"
+        _function_node(
+            ids["result"],
+            f"count {route.name} writes",
+            f"const ROUTE = {json.dumps({'route': route.name})};\n"
             + _function_code("count_result"),
-            "outputs": 1,
-            "timeout": 0,
-            "noerr": 0,
-            "initialize": "",
-            "finalize": "",
-            "libs": [],
-            "x": 960,
-            "y": y,
-            "wires": [[ids["dead"]]],
-        },
+            at=(960, y),
+            wires=[[ids["dead"]]],
+        ),
         {
             "id": ids["dead"],
             "type": "mqtt out",
@@ -260,22 +263,13 @@ def _metrics_endpoint(row: int) -> list[dict[str, Any]]:
             "y": y,
             "wires": [[ids["format"]]],
         },
-        {
-            "id": ids["format"],
-            "type": "function",
-            "z": TAB_ID,
-            "name": "format counters",
-            "func": _function_code("metrics"),
-            "outputs": 1,
-            "timeout": 0,
-            "noerr": 0,
-            "initialize": "",
-            "finalize": "",
-            "libs": [],
-            "x": 360,
-            "y": y,
-            "wires": [[ids["out"]]],
-        },
+        _function_node(
+            ids["format"],
+            "format counters",
+            _function_code("metrics"),
+            at=(360, y),
+            wires=[[ids["out"]]],
+        ),
         {
             "id": ids["out"],
             "type": "http response",
