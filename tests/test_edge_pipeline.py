@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -40,13 +40,13 @@ from harness.native import (
     translate_config,
 )
 from harness.native_fixtures import ServerPool
+from harness.waiting import poll
 from iotstack.edge.contracts import problems
 from iotstack.envfile import read_env
 from test_edge_contracts import EXAMPLES, schema_accepts
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 SUCCESS = 200
 VALIDATE_SCRIPT = """\
 import os, sys
@@ -54,19 +54,6 @@ data = open(os.environ["IOTSTACK_MODEL_PATH"], "rb").read()
 if b"BROKEN" in data:
     sys.exit("model answers nonsense on the reference input")
 """
-
-
-def _poll(read: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
-    """Call `read` with growing pauses until it returns something not None."""
-    deadline = time.monotonic() + timeout
-    pause = 0.1
-    while time.monotonic() < deadline:
-        value = read()
-        if value is not None:
-            return value
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
-    raise AssertionError(f"{what or 'nothing'} within {timeout} s")
 
 
 @dataclass
@@ -252,7 +239,7 @@ def edge_stack(
             f"ALTER USER root SET PASSWORD '{iotdb_server.password}'",
             password=env["IOTDB_PASSWORD"],
         )
-        _poll(
+        poll(
             lambda: (
                 True
                 if iotdb_server.sql("SHOW DATABASES").json().get("code", SUCCESS)
@@ -380,7 +367,7 @@ def test_replayed_readings_land_where_the_raw_rules_say(
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed 4 readings" in replayed.stdout
 
-    kept = _poll(
+    kept = poll(
         lambda: _iotdb_values(edge_stack, f"root.iot.{site}.pump1.temperature", 2),
         what="kept raw samples in IoTDB",
     )
@@ -402,19 +389,19 @@ def test_inference_goes_to_iotdb_and_victoriametrics_and_anomalies_to_alerts(
         f"iot/inference/{site}/cam2/detector", json.dumps({"score": 0.2, "ts": now})
     )
 
-    score = _poll(
+    score = poll(
         lambda: _iotdb_values(edge_stack, f"root.iot.{site}.cam1.detector_score", 1),
         what="the inference score in IoTDB",
     )
     flagged = _iotdb_values(edge_stack, f"root.iot.{site}.cam1.detector_anomaly", 1)
     mean = _iotdb_values(edge_stack, f"root.iot.{site}.cam1.detector_mean", 1)
     assert (score, flagged, mean) == ([0.95], [True], [1.5])
-    assert _poll(
+    assert poll(
         lambda: _iotdb_values(edge_stack, f"root.iot.{site}.cam2.detector_anomaly", 1),
         what="the second result in IoTDB",
     ) == [False]
 
-    inference = _poll(
+    inference = poll(
         lambda: _vm_export(edge_stack, f'iot_inference_score{{site="{site}"}}'),
         what="inference scores in VictoriaMetrics",
     )

@@ -6,18 +6,16 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from queue import Empty, Queue
-from typing import TypeVar
+from queue import Queue
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
+from harness.mqtt import connect, mqtt_client
 from harness.native import (
     LOCALHOST,
     ServerProcess,
@@ -32,23 +30,9 @@ from harness.native import (
     write_mosquitto_password_file,
 )
 from harness.native_fixtures import InfluxDBServer, MosquittoServer, ServerPool
+from harness.waiting import poll
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-
-
-def _poll(read: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Call ``read`` with growing pauses until it returns a value."""
-    deadline = time.monotonic() + timeout
-    pause = 0.1
-    while time.monotonic() < deadline:
-        value = read()
-        if value is not None:
-            return value
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
-    raise AssertionError(f"nothing read within {timeout} s")
 
 
 def _probe_name() -> str:
@@ -85,7 +69,7 @@ def test_victoriametrics_returns_an_imported_sample(
     assert response.status_code == 204
 
     _vm_flush(victoriametrics_server)
-    series = _poll(lambda: _vm_export(victoriametrics_server, name))
+    series = poll(lambda: _vm_export(victoriametrics_server, name))
     assert series[0]["metric"] == {"__name__": name, "source": "harness"}
     assert series[0]["values"] == [42.5]
     assert series[0]["timestamps"] == [timestamp_ms]
@@ -104,7 +88,7 @@ def test_victoriametrics_accepts_influx_line_protocol(
     assert response.status_code == 204
 
     _vm_flush(victoriametrics_server)
-    series = _poll(lambda: _vm_export(victoriametrics_server, f"{name}_temperature"))
+    series = poll(lambda: _vm_export(victoriametrics_server, f"{name}_temperature"))
     assert series[0]["metric"]["device"] == "d1"
     assert series[0]["metric"]["db"] == "iot"
     assert series[0]["values"] == [21.5]
@@ -172,7 +156,7 @@ def test_prometheus_is_ready_and_scrapes_itself(
         )
         return response.json()["data"]["result"] or None
 
-    result = _poll(scraped_up)
+    result = poll(scraped_up)
     assert result[0]["metric"]["job"] == "prometheus"
     assert result[0]["value"][1] == "1"
 
@@ -196,24 +180,6 @@ def test_promtool_accepts_a_good_config_and_rejects_a_bad_one(
 # --- Mosquitto -----------------------------------------------------------------
 
 
-def _mqtt_client(user: str, password: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=_probe_name())
-    client.username_pw_set(user, password)
-    return client
-
-
-def _connect(client: mqtt.Client, port: int) -> ReasonCode:
-    """Connect and return the broker's CONNACK reason code."""
-    connack: Queue[ReasonCode] = Queue()
-    client.on_connect = lambda _c, _u, _f, code, _p: connack.put(code)
-    client.connect(LOCALHOST, port, keepalive=10)
-    client.loop_start()
-    try:
-        return connack.get(timeout=10)
-    except Empty:
-        raise AssertionError("no CONNACK within 10 s") from None
-
-
 @pytest.fixture
 def mqtt_clients() -> Iterator[list[mqtt.Client]]:
     clients: list[mqtt.Client] = []
@@ -230,17 +196,17 @@ def _publish_and_receive(
     received: Queue[bytes] = Queue()
     subscribed = threading.Event()
 
-    subscriber = _mqtt_client(user, password)
+    subscriber = mqtt_client(user, password)
     clients.append(subscriber)
     subscriber.on_message = lambda _c, _u, message: received.put(message.payload)
     subscriber.on_subscribe = lambda *_args: subscribed.set()
-    assert _connect(subscriber, port) == "Success"
+    assert connect(subscriber, port) == "Success"
     subscriber.subscribe(topic, qos=1)
     assert subscribed.wait(10)
 
-    publisher = _mqtt_client(user, password)
+    publisher = mqtt_client(user, password)
     clients.append(publisher)
-    assert _connect(publisher, port) == "Success"
+    assert connect(publisher, port) == "Success"
     publisher.publish(topic, b'{"value": 1.5}', qos=1).wait_for_publish(10)
 
     return received.get(timeout=10)
@@ -262,10 +228,10 @@ def test_mosquitto_delivers_between_logged_in_clients(
 def test_mosquitto_refuses_a_wrong_password(
     mosquitto_server: MosquittoServer, mqtt_clients: list[mqtt.Client]
 ) -> None:
-    client = _mqtt_client(mosquitto_server.user, "not-the-password")
+    client = mqtt_client(mosquitto_server.user, "not-the-password")
     mqtt_clients.append(client)
 
-    code = _connect(client, mosquitto_server.port)
+    code = connect(client, mosquitto_server.port)
 
     assert code.is_failure
     assert code == "Not authorized"

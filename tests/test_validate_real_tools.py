@@ -18,13 +18,14 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from queue import Empty, Queue
+from queue import Queue
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.mqtt import connect, mqtt_client
 from harness.native import (
     LOCALHOST,
     ServerProcess,
@@ -265,23 +266,6 @@ def _wait_for_log(server: ServerProcess, text: str, timeout: float) -> None:
 # --- Mosquitto (C01) -----------------------------------------------------------
 
 
-def _client(user: str, password: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=secrets.token_hex(6))
-    client.username_pw_set(user, password)
-    return client
-
-
-def _connect(client: mqtt.Client, port: int) -> object:
-    connack: Queue[object] = Queue()
-    client.on_connect = lambda _c, _u, _f, code, _p: connack.put(code)
-    client.connect(LOCALHOST, port, keepalive=10)
-    client.loop_start()
-    try:
-        return connack.get(timeout=10)
-    except Empty:
-        raise AssertionError("no CONNACK within 10 s") from None
-
-
 @pytest.fixture
 def clients() -> Iterator[list[mqtt.Client]]:
     made: list[mqtt.Client] = []
@@ -299,17 +283,17 @@ def test_mosquitto_delivers_with_the_generated_passwords(
     received: Queue[bytes] = Queue()
     subscribed = threading.Event()
 
-    subscriber = _client("nodered", live.env["MQTT_NODERED_PASSWORD"])
+    subscriber = mqtt_client("nodered", live.env["MQTT_NODERED_PASSWORD"])
     clients.append(subscriber)
     subscriber.on_message = lambda _c, _u, message: received.put(message.payload)
     subscriber.on_subscribe = lambda *_args: subscribed.set()
-    assert _connect(subscriber, port) == "Success"
+    assert connect(subscriber, port) == "Success"
     subscriber.subscribe(topic, qos=1)
     assert subscribed.wait(10)
 
-    publisher = _client("device", live.env["MQTT_DEVICE_PASSWORD"])
+    publisher = mqtt_client("device", live.env["MQTT_DEVICE_PASSWORD"])
     clients.append(publisher)
-    assert _connect(publisher, port) == "Success"
+    assert connect(publisher, port) == "Success"
     publisher.publish(topic, b'{"value": 21.5}', qos=1).wait_for_publish(10)
 
     assert received.get(timeout=10) == b'{"value": 21.5}'
@@ -317,17 +301,17 @@ def test_mosquitto_delivers_with_the_generated_passwords(
 
 @pytest.mark.parametrize("user", ["device", "nobody"])
 def test_mosquitto_refuses_a_wrong_password(live: LiveStack, clients, user) -> None:
-    client = _client(user, "not-the-password")
+    client = mqtt_client(user, "not-the-password")
     clients.append(client)
 
-    assert _connect(client, live.ports["mosquitto"]) == "Not authorized"
+    assert connect(client, live.ports["mosquitto"]) == "Not authorized"
 
 
 def test_mosquitto_refuses_anonymous_clients(live: LiveStack, clients) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anonymous")
     clients.append(client)
 
-    assert _connect(client, live.ports["mosquitto"]) == "Not authorized"
+    assert connect(client, live.ports["mosquitto"]) == "Not authorized"
 
 
 # --- Node-RED ------------------------------------------------------------------
