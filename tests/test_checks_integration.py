@@ -349,8 +349,15 @@ def test_edge_first_routes_reach_their_stores(running_stack: RunningStack) -> No
     A second Node-RED runs the edge-first flows against the same servers.
     """
     ports = running_stack.ports | {"nodered": free_port()}
+    # Its own project name gives it its own MQTT client id: the broker would
+    # otherwise disconnect the first Node-RED to let the second one in.
     root = _variant_dir(
-        running_stack, "edge-first", {}, variant="edge-first", ports=ports
+        running_stack,
+        "edge-first",
+        {},
+        variant="edge-first",
+        ports=ports,
+        project="edgecheck",
     )
     render_stack(root)
     run_dir = root.parent / "run" / "nodered-edge"
@@ -403,7 +410,8 @@ def test_stopped_server_fails_its_check_only(
         f"{label} is not reachable at {url} (connection refused)"
     )
     assert set(rows) == {"victoriametrics", "iotdb", "prometheus", "pipeline", "nginx"}
-    assert [name for name in still_ok if not rows[name]["ok"]] == []
+    failed = {name: rows[name]["detail"] for name in still_ok if not rows[name]["ok"]}
+    assert failed == {}
 
 
 # --- InfluxDB backend (its own real server) ------------------------------------
