@@ -19,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from iotstack.data import compose_yaml, parse_yaml
 from iotstack.errors import ConfigError
 
 CONFIG_NAME = "iotstack.yaml"
@@ -287,8 +288,8 @@ def load_config(stack_dir: Path) -> StackConfig:
 
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        data = parse_yaml(text)
+        node = compose_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -16,7 +16,7 @@ from iotstack.budget import iotdb_jvm_memory
 from iotstack.compose import assemble_compose
 from iotstack.config import StackConfig, duration_ms, load_config
 from iotstack.credentials import bcrypt_hash, mosquitto_hash
-from iotstack.data import data_dir
+from iotstack.data import data_dir, dump_yaml, parse_yaml
 from iotstack.envfile import (
     ENV_NAME,
     ensure_env,
@@ -62,9 +62,7 @@ def jinja_environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["to_yaml"] = lambda value: yaml.safe_dump(
-        value, sort_keys=False, width=1000
-    )
+    env.filters["to_yaml"] = lambda value: dump_yaml(value, sort_keys=False, width=1000)
     env.filters["to_json"] = lambda value: json.dumps(value, indent=2)
     env.filters["js"] = json.dumps
     return env
@@ -166,7 +164,7 @@ def _mode_for(relative: str) -> int:
 
 def _parse_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         raise RuntimeError(f"template {origin} rendered invalid YAML: {exc}") from exc
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from iotstack.data import parse_yaml
 from iotstack.errors import ConfigError, RuntimeFailure
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ def _resolve_here(stack_dir: Path, config_file: Path) -> dict:
     """Interpolate `${VAR}` forms from `.env` and the environment in Python."""
     variables = read_env_file(stack_dir / ENV_NAME)
     variables.update(os.environ)
-    document = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    document = parse_yaml(config_file.read_text(encoding="utf-8")) or {}
     return _interpolate(document, variables, config_file)
 
 
