@@ -135,3 +135,11 @@ def test_cli_refuses_a_variant_without_registry(tmp_path: Path, model: Path):
 
     assert published.returncode == 2
     assert "variant minimal has no model registry" in published.stderr
+
+
+def test_publish_names_a_folder_given_as_the_model(tmp_path: Path):
+    from iotstack.edge.registry import publish_model
+    from iotstack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is a folder, not a model file"):
+        publish_model(tmp_path / "registry", tmp_path, "detector", "1", "onnx")

@@ -52,7 +52,8 @@ def publish_model(
     topics.check_segment(name, "model name")
     topics.check_version(version)
     if not source.is_file():
-        raise ConfigError("model file not found", path=str(source))
+        what = "is a folder, not a model file" if source.is_dir() else "not found"
+        raise ConfigError(what, path=str(source), fix="name the model file itself")
 
     digest, size = file_digest(source)
     version_dir = root / name / version

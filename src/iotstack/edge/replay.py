@@ -46,7 +46,8 @@ class Reading:
 def read_csv(path: Path) -> list[Reading]:
     """Every row of the file as a reading; a bad row is a ConfigError naming it."""
     if not path.is_file():
-        raise ConfigError("CSV file not found", path=str(path))
+        what = "is a folder, not a CSV file" if path.is_dir() else "CSV file not found"
+        raise ConfigError(what, path=str(path), fix="name the CSV file itself")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             return _readings(path, csv.DictReader(handle))
