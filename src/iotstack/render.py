@@ -61,6 +61,9 @@ def jinja_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        # Compiled templates are kept in a private per-user temp folder, so a
+        # render does not compile every template again.
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters["to_yaml"] = lambda value: dump_yaml(value, sort_keys=False, width=1000)
     env.filters["to_json"] = lambda value: json.dumps(value, indent=2)
