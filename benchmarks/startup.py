@@ -25,15 +25,6 @@ METHOD = (
     "project is removed with its volumes. Both wait for the same health checks."
 )
 
-LOCAL_IMAGE_OF = {
-    "victoriametrics": "victoria-metrics",
-    "prometheus": "prometheus",
-    "mosquitto": "mosquitto",
-    "nodered": "node-red",
-    "nginx": "nginx",
-}
-NO_LOCAL_IMAGE = {"grafana": False, "iotdb": False, "ainode": False}
-
 
 def run(options: Options) -> Section:
     """Alternate the two ways of starting the same project and compare."""
@@ -45,7 +36,12 @@ def run(options: Options) -> Section:
         raise BenchmarkError("`iotstack up` is not part of the CLI yet")
 
     from harness.engine import start_engine
-    from harness.images import ensure_images, local_image_map
+    from harness.images import (
+        NO_LOCAL_IMAGE,
+        STACK_SERVICE_IMAGES,
+        ensure_images,
+        local_image_map,
+    )
     from harness.registry import free_port
     from iotstack.runtime.project import compose_binary
 
@@ -64,8 +60,8 @@ def run(options: Options) -> Section:
         "variant": "minimal",
         "project": f"bench{uuid.uuid4().hex[:6]}",
         "front_door_address": "127.0.0.1",
-        "images": {name: images[image] for name, image in LOCAL_IMAGE_OF.items()},
-        "ports": {name: free_port() for name in LOCAL_IMAGE_OF},
+        "images": {name: images[image] for name, image in STACK_SERVICE_IMAGES.items()},
+        "ports": {name: free_port() for name in STACK_SERVICE_IMAGES},
         "services": NO_LOCAL_IMAGE,
     }
     (stack / "iotstack.yaml").write_text(yaml.safe_dump(config))
@@ -88,7 +84,7 @@ def run(options: Options) -> Section:
     section = Section(NAME, TITLE, METHOD)
     section.add(
         Measurement(
-            f"`iotstack up` to all healthy ({len(LOCAL_IMAGE_OF)} services)",
+            f"`iotstack up` to all healthy ({len(STACK_SERVICE_IMAGES)} services)",
             median(ours),
             "s",
             "`docker compose up --wait`",

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from harness.engine import Engine
+from harness.images import NO_LOCAL_IMAGE, STACK_SERVICE_IMAGES
 from harness.registry import Registry, free_port
 from iotstack.data import load_profile
 from iotstack.runtime import labels
@@ -27,15 +28,6 @@ from iotstack.runtime.project import compose_binary
 
 pytestmark = pytest.mark.docker
 
-# Our service names → the harness's local image names.
-LOCAL_IMAGE_OF = {
-    "victoriametrics": "victoria-metrics",
-    "prometheus": "prometheus",
-    "mosquitto": "mosquitto",
-    "nodered": "node-red",
-    "nginx": "nginx",
-}
-NO_LOCAL_IMAGE = {"grafana": False, "iotdb": False, "ainode": False}
 ONLY_VICTORIAMETRICS = {
     "prometheus": False,
     "mosquitto": False,
@@ -51,8 +43,10 @@ def write_config(stack: Path, local_images: dict[str, str], **changes) -> str:
         "variant": "minimal",
         "project": project,
         "front_door_address": "127.0.0.1",
-        "images": {name: local_images[image] for name, image in LOCAL_IMAGE_OF.items()},
-        "ports": {name: free_port() for name in LOCAL_IMAGE_OF},
+        "images": {
+            name: local_images[image] for name, image in STACK_SERVICE_IMAGES.items()
+        },
+        "ports": {name: free_port() for name in STACK_SERVICE_IMAGES},
         "services": dict(NO_LOCAL_IMAGE),
     }
     config.update(changes)
@@ -100,7 +94,7 @@ def test_up_checks_reruns_unchanged_and_down_cleans(
 
     status = iotstack(docker_engine, "status", "--dir", str(stack), "--json")
     states = {s["service"]: s for s in json.loads(status.stdout)["services"]}
-    assert set(states) == set(LOCAL_IMAGE_OF)
+    assert set(states) == set(STACK_SERVICE_IMAGES)
     assert {s["health"] for s in states.values()} == {"healthy"}
     assert all(p.startswith("127.0.0.1:") for s in states.values() for p in s["ports"])
     ids = project_containers(docker_engine, project)
@@ -110,10 +104,10 @@ def test_up_checks_reruns_unchanged_and_down_cleans(
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert project_containers(docker_engine, project) == ids
-    assert again.stdout.count("│ unchanged │") == len(LOCAL_IMAGE_OF)
+    assert again.stdout.count("│ unchanged │") == len(STACK_SERVICE_IMAGES)
 
     listed = compose_ps(docker_engine, stack)
-    assert listed == set(LOCAL_IMAGE_OF)
+    assert listed == set(STACK_SERVICE_IMAGES)
 
     down = iotstack(docker_engine, "down", "--dir", str(stack))
     assert down.returncode == 0, down.stderr
@@ -278,7 +272,7 @@ def test_plain_docker_compose_runs_the_rendered_stack(
     try:
         started = compose("up", "--wait", "--wait-timeout", "180", "-d")
         assert started.returncode == 0, started.stderr
-        assert compose_ps(docker_engine, stack) == set(LOCAL_IMAGE_OF)
+        assert compose_ps(docker_engine, stack) == set(STACK_SERVICE_IMAGES)
 
         checked = iotstack(docker_engine, "check", "--dir", str(stack))
         assert checked.returncode == 0, checked.stdout + checked.stderr

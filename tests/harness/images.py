@@ -55,6 +55,18 @@ SERVICES = (
 )
 
 
+# iotstack's service names → the local image each one runs on here; the
+# services without a local image must be switched off in such a stack.
+STACK_SERVICE_IMAGES = {
+    "victoriametrics": "victoria-metrics",
+    "prometheus": "prometheus",
+    "mosquitto": "mosquitto",
+    "nodered": "node-red",
+    "nginx": "nginx",
+}
+NO_LOCAL_IMAGE = {"grafana": False, "iotdb": False, "ainode": False}
+
+
 class ImageBuildError(RuntimeError):
     """A local image could not be built; the message ends with the build log."""
 
