@@ -180,15 +180,6 @@ def test_promtool_accepts_a_good_config_and_rejects_a_bad_one(
 # --- Mosquitto -----------------------------------------------------------------
 
 
-@pytest.fixture
-def mqtt_clients() -> Iterator[list[mqtt.Client]]:
-    clients: list[mqtt.Client] = []
-    yield clients
-    for client in clients:
-        client.disconnect()
-        client.loop_stop()
-
-
 def _publish_and_receive(
     port: int, user: str, password: str, clients: list[mqtt.Client]
 ) -> bytes:

@@ -266,17 +266,8 @@ def _wait_for_log(server: ServerProcess, text: str, timeout: float) -> None:
 # --- Mosquitto (C01) -----------------------------------------------------------
 
 
-@pytest.fixture
-def clients() -> Iterator[list[mqtt.Client]]:
-    made: list[mqtt.Client] = []
-    yield made
-    for client in made:
-        client.disconnect()
-        client.loop_stop()
-
-
 def test_mosquitto_delivers_with_the_generated_passwords(
-    live: LiveStack, clients
+    live: LiveStack, mqtt_clients
 ) -> None:
     port = live.ports["mosquitto"]
     topic = f"iotstack/probe/{secrets.token_hex(4)}"  # no flow listens here
@@ -284,7 +275,7 @@ def test_mosquitto_delivers_with_the_generated_passwords(
     subscribed = threading.Event()
 
     subscriber = mqtt_client("nodered", live.env["MQTT_NODERED_PASSWORD"])
-    clients.append(subscriber)
+    mqtt_clients.append(subscriber)
     subscriber.on_message = lambda _c, _u, message: received.put(message.payload)
     subscriber.on_subscribe = lambda *_args: subscribed.set()
     assert connect(subscriber, port) == "Success"
@@ -292,7 +283,7 @@ def test_mosquitto_delivers_with_the_generated_passwords(
     assert subscribed.wait(10)
 
     publisher = mqtt_client("device", live.env["MQTT_DEVICE_PASSWORD"])
-    clients.append(publisher)
+    mqtt_clients.append(publisher)
     assert connect(publisher, port) == "Success"
     publisher.publish(topic, b'{"value": 21.5}', qos=1).wait_for_publish(10)
 
@@ -300,16 +291,18 @@ def test_mosquitto_delivers_with_the_generated_passwords(
 
 
 @pytest.mark.parametrize("user", ["device", "nobody"])
-def test_mosquitto_refuses_a_wrong_password(live: LiveStack, clients, user) -> None:
+def test_mosquitto_refuses_a_wrong_password(
+    live: LiveStack, mqtt_clients, user
+) -> None:
     client = mqtt_client(user, "not-the-password")
-    clients.append(client)
+    mqtt_clients.append(client)
 
     assert connect(client, live.ports["mosquitto"]) == "Not authorized"
 
 
-def test_mosquitto_refuses_anonymous_clients(live: LiveStack, clients) -> None:
+def test_mosquitto_refuses_anonymous_clients(live: LiveStack, mqtt_clients) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anonymous")
-    clients.append(client)
+    mqtt_clients.append(client)
 
     assert connect(client, live.ports["mosquitto"]) == "Not authorized"
 

@@ -174,3 +174,13 @@ def mosquitto_server(
 
     server = session_native_servers.start(start_mosquitto, config)
     return MosquittoServer(server, user, password)
+
+
+@pytest.fixture
+def mqtt_clients() -> Iterator[list[Any]]:
+    """MQTT clients a test appends to; each is disconnected afterwards."""
+    clients: list[Any] = []
+    yield clients
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
