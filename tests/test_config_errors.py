@@ -6,11 +6,11 @@ the message are exactly what a user sees, and nothing may be written.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from harness.cli import run_cli
 
 BASE = "variant: minimal\nbackend: victoriametrics\nproject: demo\n"
 
@@ -58,18 +58,6 @@ BAD_CONFIGS = {
         "turn mosquitto on",
     ),
 }
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `iotstack` entry point, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "iotstack.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("command", ["render", "diff"])

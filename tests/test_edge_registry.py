@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from harness.cli import run_cli
 from harness.native import free_port
 from iotstack.edge.contracts import problems
 from iotstack.edge.registry import list_models, publish_model
 from iotstack.errors import ConfigError
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "iotstack.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -85,24 +75,24 @@ def test_unusable_names_and_versions_are_refused(
 
 def _stack(tmp_path: Path, variant: str, broker_port: int) -> Path:
     stack = tmp_path / "stack"
-    init = _cli("init", "--dir", str(stack), "--variant", variant)
+    init = run_cli("init", "--dir", str(stack), "--variant", variant)
     assert init.returncode == 0, init.stderr
     config = stack / "iotstack.yaml"
     config.write_text(
         config.read_text().replace("ports: {}", f"ports: {{mosquitto: {broker_port}}}")
     )
-    assert _cli("render", "--dir", str(stack)).returncode == 0
+    assert run_cli("render", "--dir", str(stack)).returncode == 0
     return stack
 
 
 def test_cli_publishes_and_lists_without_announcing(tmp_path: Path, model: Path):
     stack = _stack(tmp_path, "edge-first", free_port())
 
-    published = _cli(
+    published = run_cli(
         "model", "publish", str(model), "--name", "detector", "--version", "2.1",
         "--dir", str(stack), "--no-announce",
     )  # fmt: skip
-    listed = _cli("model", "list", "--dir", str(stack), "--json")
+    listed = run_cli("model", "list", "--dir", str(stack), "--json")
 
     assert published.returncode == 0, published.stderr
     assert "published detector 2.1 (512 bytes" in published.stdout
@@ -113,7 +103,7 @@ def test_cli_names_an_unreachable_broker_in_one_line(tmp_path: Path, model: Path
     port = free_port()
     stack = _stack(tmp_path, "edge-first", port)
 
-    published = _cli(
+    published = run_cli(
         "model", "publish", str(model), "--name", "detector", "--version", "1",
         "--dir", str(stack),
     )  # fmt: skip
@@ -128,7 +118,7 @@ def test_cli_names_an_unreachable_broker_in_one_line(tmp_path: Path, model: Path
 def test_cli_refuses_a_variant_without_registry(tmp_path: Path, model: Path):
     stack = _stack(tmp_path, "minimal", free_port())
 
-    published = _cli(
+    published = run_cli(
         "model", "publish", str(model), "--name", "detector", "--version", "1",
         "--dir", str(stack), "--no-announce",
     )  # fmt: skip

@@ -6,12 +6,12 @@ checks that a bad setting, file or option is refused before anything is written.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from harness.cli import run_cli
 
 BASE = "variant: minimal\nbackend: victoriametrics\nproject: demo\n"
 
@@ -104,19 +104,6 @@ BAD_CONFIGS = {
         ["mqtt.users", "[a-z0-9][a-z0-9_-]*"],
     ),
 }
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None):
-    """The real `iotstack` entry point, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "iotstack.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
