@@ -23,12 +23,6 @@ class ConfigError(IotstackError):
         super().__init__(text)
 
 
-class RenderConflict(IotstackError):
-    """Generated files the user edited would be overwritten."""
-
-    exit_code = 1
-
-
 class RuntimeFailure(IotstackError):
     """The Docker engine or a service did not do what was asked."""
 

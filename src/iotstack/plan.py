@@ -35,16 +35,6 @@ class ServicePlan:
             return "127.0.0.1"
         return self.listen_address
 
-    @property
-    def uid(self) -> int:
-        """The numeric user the image runs as."""
-        return int(self.user.split(":")[0])
-
-    @property
-    def gid(self) -> int:
-        """The numeric group the image runs as."""
-        return int(self.user.split(":")[1])
-
 
 @dataclass(frozen=True)
 class HostPlan:
@@ -97,11 +87,6 @@ class StackPlan:
         if address in ("0.0.0.0", "::", ""):
             address = "127.0.0.1"
         return f"http://{address}:{service.host_port}{path}"
-
-    @property
-    def memory_total_mib(self) -> int:
-        """The sum of every service's memory limit."""
-        return sum(service.memory_mib for service in self.services.values())
 
 
 def _catalog() -> dict[str, Any]:
