@@ -35,6 +35,16 @@ class ServicePlan:
             return "127.0.0.1"
         return self.listen_address
 
+    @property
+    def uid(self) -> int:
+        """The numeric user the image runs as."""
+        return int(self.user.split(":")[0])
+
+    @property
+    def gid(self) -> int:
+        """The numeric group the image runs as."""
+        return int(self.user.split(":")[1])
+
 
 @dataclass(frozen=True)
 class HostPlan:
